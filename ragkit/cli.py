@@ -1,0 +1,150 @@
+"""The `ragkit` command: index documents, ask questions, serve the local models over HTTP.
+
+    ragkit index [PATH ...]        chunk and embed files or folders (default: the demo corpus)
+    ragkit ask "question"          answer from the index, with cited sources and stage timings
+    ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
+    ragkit warmup                  load every model once (before a workshop)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def default_index_dir() -> Path:
+    """Return `$RAGKIT_INDEX`, or `.ragkit/index` under the current folder."""
+    return Path(os.environ.get("RAGKIT_INDEX") or Path(".ragkit") / "index")
+
+
+def _demo_paths() -> list[Path]:
+    if not DEMO_CORPUS.is_dir():
+        sys.exit(f"ragkit: the demo corpus is not at {DEMO_CORPUS} (installed without the repo?); "
+                 f"give the files to index: ragkit index PATH ...")
+    return [DEMO_CORPUS]
+
+
+def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
+    """Chunk, embed (through the cache) and save an index; return it."""
+    from .chunking import chunk_documents, load_documents
+    from .index import build_index
+
+    docs = load_documents(paths)
+    options = {"size": max_tokens} if method == "tokens" else {"max_tokens": max_tokens}
+    chunks = chunk_documents(docs, method=method, **options)
+    index = build_index(chunks, backend)
+    index.save(index_dir)
+    print(f"indexed {len(docs)} documents as {len(chunks)} chunks with {index.model} "
+          f"({index.dim}-d) -> {index_dir}", file=sys.stderr)
+    return index
+
+
+def cmd_index(args) -> int:
+    from .backends import backend
+
+    paths = [Path(p) for p in args.paths] or _demo_paths()
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        sys.exit(f"ragkit: no such file or folder: {', '.join(missing)}")
+    build(paths, args.index, args.method, args.max_tokens, backend())
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .backends import backend
+    from .index import VectorIndex
+    from .pipeline import ask
+
+    chosen = backend()
+    if (args.index / "index.json").exists():
+        index = VectorIndex.load(args.index)
+    else:
+        print(f"ragkit: no index at {args.index} yet; building one from the demo corpus first",
+              file=sys.stderr)
+        index = build(_demo_paths(), args.index, "paragraph", 256, chosen)
+    result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
+                 threshold=args.threshold, use_rerank=not args.no_rerank)
+    answer = result.answer
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = c.hit.chunk.source or c.hit.chunk.doc_id
+            section = f" > {c.hit.chunk.section}" if c.hit.chunk.section else ""
+            print(f"  [{c.number}] {c.hit.chunk.title}{section} ({where}, chunk {c.hit.chunk.position})")
+    if answer.notes:
+        print(f"\nChecked ({answer.mode}):")
+        for note in answer.notes:
+            print(f"  - {note}")
+    times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())
+    print(f"\n{times}  (rerank: {chosen.rerank_model if not args.no_rerank else 'off'})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .local import LocalBackend
+    from .server import serve
+
+    serve(LocalBackend.from_env(), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_warmup(args) -> int:
+    from .local import LocalBackend
+
+    b = LocalBackend.from_env()
+    b.embed(["warm up"])
+    b.rerank("warm up", ["warm up"])
+    b.chat([{"role": "user", "content": "Say OK."}], max_tokens=2)
+    print(f"ragkit: models loaded: {b.embedding_model}, {b.rerank_model}, {b.chat_model}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ragkit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    i = sub.add_parser("index", help="chunk and embed documents into an index")
+    i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
+    i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
+    i.add_argument("--method", default="paragraph", choices=["paragraph", "tokens", "sentence", "heading"])
+    i.add_argument("--max-tokens", type=int, default=256, help="chunk size limit in word pieces")
+    i.set_defaults(run=cmd_index)
+
+    a = sub.add_parser("ask", help="answer a question from the index")
+    a.add_argument("question")
+    a.add_argument("--index", type=Path, default=default_index_dir())
+    a.add_argument("-k", type=int, default=20, help="candidates retrieved (default 20)")
+    a.add_argument("--keep", type=int, default=5, help="sources given to the model (default 5)")
+    a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")
+    a.add_argument("--no-rerank", action="store_true", help="use embedding order only")
+    a.set_defaults(run=cmd_ask)
+
+    s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(run=cmd_serve)
+
+    w = sub.add_parser("warmup", help="load every local model once")
+    w.set_defaults(run=cmd_warmup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("ragkit: interrupted (work already embedded stays cached)", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        print(f"ragkit: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

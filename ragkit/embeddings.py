@@ -1,0 +1,131 @@
+"""Local sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) run with onnxruntime.
+
+The recipe is the model's own: WordPiece tokens (at most 256), one forward pass, mean of the token
+vectors under the attention mask, then L2 normalisation.
+
+>>> from ragkit.embeddings import LocalEmbedder
+>>> emb = LocalEmbedder()
+>>> emb.embed(["a cat", "a dog"]).shape
+(2, 384)
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import models
+
+MAX_TOKENS = 256
+
+
+def load_tokenizer(path: Path | None = None, max_length: int = MAX_TOKENS):
+    """Return the model's WordPiece tokenizer (`tokenizers.Tokenizer`), truncating at `max_length`."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path or models.embedding_tokenizer_path()))
+    tok.enable_truncation(max_length=max_length)
+    tok.no_padding()
+    return tok
+
+
+def count_tokens(texts: Sequence[str], tokenizer=None) -> list[int]:
+    """Return the number of model word pieces in each text (no special tokens, no truncation).
+
+    >>> count_tokens(["Retrieval-augmented generation"])
+    [4]
+    """
+    tok = tokenizer or _counting_tokenizer()
+    return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+
+_COUNTER = None
+
+
+def _counting_tokenizer():
+    # One shared, read-only tokenizer for counting: loading it costs ~50 ms.
+    global _COUNTER
+    if _COUNTER is None:
+        tok = load_tokenizer()
+        tok.no_truncation()
+        _COUNTER = tok
+    return _COUNTER
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """Return an onnxruntime CPU session for the model at `path`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def batch_inputs(encodings, pad_id: int = 0) -> dict[str, np.ndarray]:
+    """Pad a list of `tokenizers` encodings into the three int64 arrays a BERT-style model takes."""
+    n, width = len(encodings), max(len(e.ids) for e in encodings)
+    ids = np.full((n, width), pad_id, dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.int64)
+    types = np.zeros((n, width), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+        types[i, : len(e.type_ids)] = e.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+@dataclass
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 on the CPU, loaded on first use. Thread-safe; 384-d unit vectors."""
+
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    batch_size: int = 32
+    name: str = models.EMBEDDING_MODEL
+    _session: object = field(default=None, init=False, repr=False)
+    _tokenizer: object = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def load(self) -> "LocalEmbedder":
+        """Load the model and tokenizer now (otherwise the first `embed` does it)."""
+        with self._lock:
+            if self._session is None:
+                self._tokenizer = load_tokenizer(self.tokenizer_path)
+                self._session = onnx_session(self.model_path or models.embedding_model_path())
+        return self
+
+    def token_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Return each text's contextual token vectors (float32, tokens x 384), [CLS]/[SEP] included."""
+        self.load()
+        out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
+        for batch in self._batches(texts):
+            encs = self._tokenizer.encode_batch([texts[i] for i in batch])
+            hidden = self._session.run(["last_hidden_state"], batch_inputs(encs))[0]
+            for row, (i, e) in enumerate(zip(batch, encs)):
+                out[i] = hidden[row, : len(e.ids)].astype(np.float32)
+        return out
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text (n x 384)."""
+        self.load()
+        texts = list(texts)
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for batch in self._batches(texts):
+            encs = self._tokenizer.encode_batch([texts[i] for i in batch])
+            inputs = batch_inputs(encs)
+            hidden = self._session.run(["last_hidden_state"], inputs)[0]
+            mask = inputs["attention_mask"][:, :, None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            out[batch] = pooled
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def _batches(self, texts: Sequence[str]) -> list[list[int]]:
+        # Sort by length so each batch pads to similar lengths: about 2x faster on mixed inputs.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]

@@ -1,0 +1,188 @@
+"""The vector index: a float32 matrix of unit vectors, exact top-k by one matrix product.
+
+The index remembers which embedding model made its vectors, and refuses a query embedded by
+another model: cosine similarity between two models' vectors is a number, but a meaningless one.
+
+>>> index = build_index(chunks, backend)                          # doctest: +SKIP
+>>> hits = index.search(backend.embed(["What does a reranker do?"]), k=5)   # doctest: +SKIP
+>>> hits[0].chunk.title, round(hits[0].score, 3)                  # doctest: +SKIP
+('Reranking', 0.612)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .backends import Backend, Embeddings
+from .cache import EmbeddingCache
+from .chunking import Chunk
+
+FORMAT = "ragkit-index"
+VERSION = 1
+
+
+class EmbeddingModelMismatch(ValueError):
+    """A query's vectors come from another embedding model than the index's."""
+
+
+class IndexFileError(ValueError):
+    """A saved index is missing, damaged or not a ragkit index."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, its score (cosine similarity for the index) and its rank (1 = best)."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+def hits_frame(hits: Sequence[Hit]):
+    """Return hits as a pandas DataFrame (rank, score, title, chunk id, text), for notebooks."""
+    import pandas as pd
+
+    return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "title": h.chunk.title,
+                          "section": h.chunk.section, "chunk": h.chunk.id, "text": h.chunk.text}
+                         for h in hits])
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Return rows scaled to unit length as float32 (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise ValueError(f"expected a 2-d array of vectors, got shape {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if np.all(np.abs(norms - 1) < 1e-5):  # already unit length: keep the exact bits
+        return vectors
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Return the indices of the k largest scores, best first, ties broken by lower index.
+
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.9]), 3)
+    array([1, 3, 2])
+    """
+    n = scores.shape[0]
+    k = min(k, n)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-scores, k - 1)[:k]
+        candidates = np.flatnonzero(scores >= scores[part].min())  # keep every tie at the cut
+    else:
+        candidates = np.arange(n)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]]
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """Return what gets embedded for a chunk: its title and section above its text."""
+    head = " > ".join(p for p in (chunk.title, chunk.section) if p)
+    return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+@dataclass
+class VectorIndex:
+    """Chunks and their unit vectors (`vectors[i]` belongs to `chunks[i]`), from one model."""
+
+    vectors: np.ndarray
+    chunks: list[Chunk]
+    model: str
+
+    def __post_init__(self) -> None:
+        self.vectors = normalize(self.vectors)
+        if len(self.chunks) != self.vectors.shape[0]:
+            raise ValueError(f"{len(self.chunks)} chunks but {self.vectors.shape[0]} vectors")
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __repr__(self) -> str:
+        return f"VectorIndex({len(self)} chunks, model={self.model!r}, dim={self.dim})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def check_query(self, query: Embeddings) -> np.ndarray:
+        """Return the query vectors if they come from this index's model, else raise."""
+        if not isinstance(query, Embeddings):
+            raise TypeError("pass the query as backend.embed([question]) (an Embeddings), so the index "
+                            "can check which model made it; for raw arrays use search_vectors()")
+        if query.model != self.model or query.dim != self.dim:
+            raise EmbeddingModelMismatch(
+                f"index built with {self.model!r} ({self.dim}-d), query embedded with {query.model!r} "
+                f"({query.dim}-d); rebuild the index with {query.model!r} or query with {self.model!r}")
+        return query.vectors
+
+    def search(self, query: Embeddings, k: int = 10) -> list[Hit]:
+        """Return the k chunks most similar to the (first) query vector, best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        vector = self.check_query(query)[0]
+        indices, scores = self.search_vectors(vector[None, :], k)
+        return [Hit(self.chunks[i], float(s), r + 1) for r, (i, s) in enumerate(zip(indices[0], scores[0]))]
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Return (indices, scores), each (queries x k), for unit query vectors; no model check."""
+        scores = np.atleast_2d(np.asarray(queries, dtype=np.float32)) @ self.vectors.T
+        indices = np.stack([top_k(row, k) for row in scores])
+        return indices, np.take_along_axis(scores, indices, axis=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to a folder: vectors.npy, chunks.jsonl, index.json. No pickle."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "vectors.npy", self.vectors, allow_pickle=False)
+        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in self.chunks:
+                f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        meta = {"format": FORMAT, "version": VERSION, "model": self.model, "dim": self.dim,
+                "count": len(self), "sha256": hashlib.sha256(self.vectors.tobytes()).hexdigest()}
+        (folder / "index.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VectorIndex":
+        """Read an index written by `save`, checking every part; raise IndexFileError if damaged."""
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+                raise IndexFileError(f"{folder} is not a ragkit index (version {VERSION})")
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+            with open(folder / "chunks.jsonl", encoding="utf-8") as f:
+                chunks = [Chunk(**json.loads(line)) for line in f if line.strip()]
+        except IndexFileError:
+            raise
+        except FileNotFoundError as exc:
+            raise IndexFileError(f"no ragkit index at {folder} ({exc.filename} is missing); "
+                                 f"build one with `ragkit index`") from None
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise IndexFileError(f"index at {folder} is damaged ({type(exc).__name__}: {exc}); "
+                                 f"rebuild it with `ragkit index`") from None
+        if (vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape != (meta["count"], meta["dim"])
+                or len(chunks) != meta["count"]
+                or hashlib.sha256(vectors.tobytes()).hexdigest() != meta["sha256"]):
+            raise IndexFileError(f"index at {folder} is inconsistent (vectors, chunks and index.json "
+                                 f"disagree); rebuild it with `ragkit index`")
+        return cls(vectors, chunks, meta["model"])
+
+
+def build_index(chunks: Sequence[Chunk], backend: Backend, cache: EmbeddingCache | None = None,
+                batch_size: int = 64, progress: bool | Callable = True) -> VectorIndex:
+    """Embed chunks (through the cache: nothing is embedded twice) and return their index."""
+    chunks = list(chunks)
+    if not chunks:
+        raise ValueError("no chunks to index: the corpus is empty (check the paths you gave)")
+    cache = cache or EmbeddingCache()
+    result = cache.embed(backend, [embedding_text(c) for c in chunks], batch_size=batch_size,
+                         progress=progress)
+    return VectorIndex(result.vectors, chunks, result.model)

@@ -1,0 +1,200 @@
+"""The local backend: real models from PyPI packages, on the CPU, offline.
+
+- embeddings: all-MiniLM-L6-v2, int8 ONNX (`ragkit.embeddings.LocalEmbedder`)
+- rerank: a cross-encoder when one is on disk or downloadable, else the measured offline
+  reranker (`ragkit.rerank.local_reranker` says which)
+- chat: SmolLM2-135M-Instruct, a 4-bit GGUF file run by llama.cpp (`LocalChat`)
+
+Each model loads once, on first use.
+
+>>> b = LocalBackend()
+>>> b.embed(["hello"]).vectors.shape
+(1, 384)
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from . import models
+from .backends import BackendError, Completion, Embeddings, Message, RerankResult, Ranked, Usage, check_texts
+from .embeddings import LocalEmbedder
+
+
+@dataclass
+class LocalChat:
+    """A GGUF chat model run in-process by llama.cpp (xllamacpp); the packaged SmolLM2 by default.
+
+    Point `model_path` (or `RAGKIT_CHAT_MODEL`) at a bigger GGUF file for better answers.
+    """
+
+    model_path: Path | None = None
+    n_ctx: int = 4096
+    threads: int = min(4, os.cpu_count() or 1)
+    seed: int = 0
+    _server: object = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return models.CHAT_MODEL if self.model_path is None else f"local/{Path(self.model_path).stem}"
+
+    def load(self) -> "LocalChat":
+        with self._lock:
+            if self._server is None:
+                import xllamacpp
+
+                path = Path(self.model_path) if self.model_path else models.chat_model_path()
+                if not path.is_file():
+                    raise models.ModelNotFound(f"chat model file {path} does not exist")
+                params = xllamacpp.CommonParams()
+                params.model.path = str(path)
+                params.n_ctx = self.n_ctx
+                params.n_parallel = 1
+                params.cpuparams.n_threads = self.threads
+                params.cpuparams_batch.n_threads = self.threads
+                params.sampling.seed = self.seed
+                params.warmup = False
+                params.verbosity = -1  # llama.cpp logs every request otherwise
+                self._server = xllamacpp.Server(params)
+        return self
+
+    def request(self, body: dict, on_chunk=None) -> dict | None:
+        """Send one OpenAI-shaped chat request to llama.cpp; raise BackendError on its error objects."""
+        self.load()
+        body = {**body, "seed": self.seed}
+        with self._lock:  # one generation at a time: the CPU has no more to give
+            if on_chunk is None:
+                result = self._server.handle_chat_completions(body)
+            else:
+                result = self._server.handle_chat_completions(body, on_chunk)
+        if isinstance(result, dict) and "error" in result:
+            raise BackendError(f"local chat model failed: {result['error']}")
+        return result
+
+
+def _chat_usage(raw: dict | None) -> Usage:
+    u = (raw or {}).get("usage") or {}
+    return Usage(1, int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
+
+
+@dataclass
+class LocalBackend:
+    """Local models behind the `Backend` interface. `usage` counts calls and tokens (cost: none)."""
+
+    embedder: LocalEmbedder = field(default_factory=LocalEmbedder)
+    chat_engine: LocalChat = field(default_factory=LocalChat)
+    rerank_spec: str | None = None
+    name: str = "local"
+    usage: Usage = Usage()
+    _reranker: object = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def from_env(cls) -> "LocalBackend":
+        """Build from RAGKIT_EMBEDDING_MODEL (ignored unless a local ONNX path), RAGKIT_RERANK_MODEL,
+        RAGKIT_CHAT_MODEL (a path to a GGUF file)."""
+        chat_path = os.environ.get("RAGKIT_CHAT_MODEL")
+        chat = LocalChat(Path(chat_path)) if chat_path and Path(chat_path).is_file() else LocalChat()
+        return cls(chat_engine=chat, rerank_spec=os.environ.get("RAGKIT_RERANK_MODEL") or None)
+
+    @property
+    def embedding_model(self) -> str:
+        return self.embedder.name
+
+    @property
+    def chat_model(self) -> str:
+        return self.chat_engine.name
+
+    @property
+    def reranker(self):
+        """The reranker in use, loaded (and announced) on first use."""
+        with self._lock:
+            if self._reranker is None:
+                from .rerank import local_reranker
+
+                self._reranker = local_reranker(self.rerank_spec, embedder=self.embedder)
+        return self._reranker
+
+    @property
+    def rerank_model(self) -> str:
+        return self.reranker.name
+
+    @property
+    def rerank_threshold(self) -> float | None:
+        """The score under which the reranker judges a passage not relevant."""
+        return getattr(self.reranker, "default_threshold", None)
+
+    def describe(self) -> str:
+        return (f"local backend, offline: embeddings {self.embedding_model}, "
+                f"chat {self.chat_model}, rerank chosen on first use")
+
+    def _count(self, usage: Usage) -> Usage:
+        with self._lock:
+            self.usage = self.usage + usage
+        return usage
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        texts = check_texts(texts)
+        vectors = self.embedder.embed(texts)
+        return Embeddings(vectors, self.embedding_model, self._count(Usage(requests=1)))
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Ranked:
+        check_texts([query], "query")
+        docs = check_texts(documents, "documents")
+        scores = np.asarray(self.reranker.score(query, docs), dtype=np.float64)
+        order = np.lexsort((np.arange(len(docs)), -scores))  # best first, ties by input order
+        if top_n is not None:
+            order = order[: max(0, top_n)]
+        results = [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
+        return Ranked(results, self.rerank_model, self._count(Usage(requests=1)))
+
+    def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
+             temperature: float = 0.0, json: bool = False):
+        if not messages:
+            raise ValueError("messages is empty: give at least one {'role': 'user', 'content': ...}")
+        body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        if json:
+            body["response_format"] = {"type": "json_object"}
+        if stream:
+            return self._stream(body)
+        raw = self.chat_engine.request(body)
+        choice = raw["choices"][0]
+        return Completion(choice["message"].get("content") or "", self.chat_model,
+                          self._count(_chat_usage(raw)), choice.get("finish_reason"))
+
+    def _stream(self, body: dict) -> Iterator[str]:
+        # llama.cpp streams through a callback; run it in a thread and hand pieces over a queue.
+        import queue
+
+        pieces: queue.Queue = queue.Queue()
+        done = object()
+        last: dict = {}
+
+        def on_chunk(chunk: dict) -> None:
+            if chunk.get("usage"):
+                last["usage"] = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    pieces.put(text)
+
+        def run() -> None:
+            try:
+                self.chat_engine.request({**body, "stream": True,
+                                          "stream_options": {"include_usage": True}}, on_chunk)
+            except BaseException as exc:  # handed to the reader below
+                pieces.put(exc)
+            pieces.put(done)
+
+        threading.Thread(target=run, daemon=True).start()
+        while (item := pieces.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        self._count(_chat_usage(last))

@@ -1,0 +1,110 @@
+"""The whole RAG pipeline in one call: retrieve -> rerank -> threshold -> generate.
+
+Every stage's output is kept, so a notebook can show what retrieval found, how the reranker
+reordered it, what passed the relevance threshold, and what the model wrote, with timings and
+usage per stage.
+
+>>> result = ask("What does a reranker do?", index, backend)       # doctest: +SKIP
+>>> print(result.answer.text)                                     # doctest: +SKIP
+>>> result.to_frame()                                             # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .backends import Backend, Usage
+from .generate import Answer, generate
+from .index import Hit, VectorIndex
+
+
+@dataclass(frozen=True)
+class Result:
+    """What each stage produced for one question.
+
+    `retrieved`: the embedding-only top N (cosine scores); `reranked`: the same chunks reordered by
+    the reranker (its scores); `kept`: the top K of those at or above `threshold`, i.e. the sources
+    the model saw; `answer`: the checked answer. `timings` in seconds and `usage` per stage.
+    """
+
+    question: str
+    retrieved: list[Hit]
+    reranked: list[Hit]
+    kept: list[Hit]
+    answer: Answer | None
+    threshold: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Usage] = field(default_factory=dict)
+
+    def to_frame(self):
+        """Return one row per retrieved chunk: its rank and score before and after reranking."""
+        import pandas as pd
+
+        after = {h.chunk.id: h for h in self.reranked}
+        kept = {h.chunk.id for h in self.kept}
+        rows = []
+        for h in self.retrieved:
+            r = after.get(h.chunk.id)
+            rows.append({"chunk": h.chunk.id, "title": h.chunk.title, "dense_rank": h.rank,
+                         "dense_score": round(h.score, 4),
+                         "rerank_rank": r.rank if r else None,
+                         "rerank_score": round(r.score, 4) if r else None,
+                         "moved": (h.rank - r.rank) if r else None, "kept": h.chunk.id in kept})
+        return pd.DataFrame(rows).sort_values(["rerank_rank", "dense_rank"], na_position="last")
+
+
+def retrieve(question: str, index: VectorIndex, backend: Backend, k: int = 20) -> list[Hit]:
+    """Return the k chunks nearest to the question in embedding space (exact search)."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty: ask something")
+    return index.search(backend.embed([question]), k=k)
+
+
+def rerank(question: str, hits: Sequence[Hit], backend: Backend, top_n: int | None = None) -> list[Hit]:
+    """Return hits reordered by the backend's reranker, with its scores and new ranks."""
+    hits = list(hits)
+    if not hits:
+        return []
+    ranked = backend.rerank(question, [h.chunk.text for h in hits], top_n=top_n)
+    return [Hit(hits[r.index].chunk, r.relevance_score, rank)
+            for rank, r in enumerate(ranked.results, start=1)]
+
+
+def default_threshold(backend: Backend) -> float | None:
+    """Return the relevance threshold the backend's reranker recommends (None: do not filter)."""
+    return getattr(backend, "rerank_threshold", None)
+
+
+def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int = 20, k_keep: int = 5,
+        threshold: float | None = None, use_rerank: bool = True, answer: bool = True) -> Result:
+    """Return the answer to `question` and every stage's candidates, scores, timings and usage.
+
+    `k_retrieve` candidates come from the index; the reranker reorders them (`use_rerank=False`
+    keeps embedding order); the best `k_keep` whose score is at least `threshold` go to the model.
+    `threshold=None` uses the reranker's recommended one. If none passes, the answer says the
+    sources do not contain it, without calling the model.
+    """
+    if k_keep < 1 or k_retrieve < k_keep:
+        raise ValueError(f"need 1 <= k_keep <= k_retrieve, got k_keep={k_keep}, k_retrieve={k_retrieve}")
+    timings: dict[str, float] = {}
+    usage: dict[str, Usage] = {}
+
+    def stage(name, fn, *args, **kwargs):
+        before, start = backend.usage, time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[name] = time.perf_counter() - start
+        usage[name] = backend.usage - before
+        return out
+
+    retrieved = stage("retrieve", retrieve, question, index, backend, k_retrieve)
+    if use_rerank:
+        reranked = stage("rerank", rerank, question, retrieved, backend)
+        if threshold is None:
+            threshold = default_threshold(backend)
+    else:
+        reranked = retrieved
+    kept = [h for h in reranked[:k_keep] if threshold is None or h.score >= threshold]
+    final = stage("generate", generate, question, kept, backend) if answer else None
+    return Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
+

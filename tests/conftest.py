@@ -1,0 +1,46 @@
+"""Shared fixtures: a clean environment per test, and the real local models loaded once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DEMO = REPO / "data" / "demo"
+
+_ENV = ["OPENROUTER_API_KEY", "RAGKIT_BASE_URL", "RAGKIT_EMBEDDING_MODEL", "RAGKIT_RERANK_MODEL",
+        "RAGKIT_CHAT_MODEL", "RAGKIT_INDEX", "RAGKIT_STORE"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path_factory):
+    """No key, no base URL, and a private cache: each test starts as a newcomer would."""
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def local_backend():
+    """The real local backend (MiniLM, the offline reranker, SmolLM2), loaded once per run."""
+    from ragkit.local import LocalBackend
+
+    return LocalBackend()
+
+
+@pytest.fixture(scope="session")
+def demo_chunks():
+    from ragkit.chunking import chunk_documents, load_documents
+
+    return chunk_documents(load_documents([DEMO]))
+
+
+@pytest.fixture(scope="session")
+def demo_index(local_backend, demo_chunks, tmp_path_factory):
+    from ragkit.cache import EmbeddingCache
+    from ragkit.index import build_index
+
+    cache = EmbeddingCache(tmp_path_factory.mktemp("demo-cache") / "emb.sqlite")
+    return build_index(demo_chunks, local_backend, cache, progress=False)
