@@ -34,7 +34,7 @@ def local_backend():
 def demo_chunks():
     from ragkit.chunking import chunk_documents, load_documents
 
-    return chunk_documents(load_documents([DEMO]))
+    return chunk_documents(load_documents([DEMO]), "heading")
 
 
 @pytest.fixture(scope="session")
