@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .embeddings import _counting_tokenizer
+from .embeddings import counting_tokenizer
 
 __all__ = [
     "Document",
@@ -105,7 +105,7 @@ class _Pieces:
 
 
 def _pieces(text: str, tokenizer=None) -> _Pieces:
-    tok = tokenizer or _counting_tokenizer()
+    tok = tokenizer or counting_tokenizer()
     if tok.truncation is not None:
         raise ValueError(
             f"the tokenizer truncates at {tok.truncation['max_length']} tokens, so long documents would "

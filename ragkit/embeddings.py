@@ -10,6 +10,7 @@ vectors under the attention mask, then L2 normalisation.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -39,21 +40,16 @@ def count_tokens(texts: Sequence[str], tokenizer=None) -> list[int]:
     >>> count_tokens(["Retrieval-augmented generation"])
     [4]
     """
-    tok = tokenizer or _counting_tokenizer()
+    tok = tokenizer or counting_tokenizer()
     return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
 
-_COUNTER = None
-
-
-def _counting_tokenizer():
-    # One shared, read-only tokenizer for counting: loading it costs ~50 ms.
-    global _COUNTER
-    if _COUNTER is None:
-        tok = load_tokenizer()
-        tok.no_truncation()
-        _COUNTER = tok
-    return _COUNTER
+@functools.lru_cache(maxsize=1)
+def counting_tokenizer():
+    """Return the shared tokenizer used for counting (no truncation); loaded once, read-only."""
+    tok = load_tokenizer()
+    tok.no_truncation()
+    return tok
 
 
 def onnx_session(path: Path, threads: int | None = None):
