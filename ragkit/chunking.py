@@ -86,6 +86,28 @@ class Chunk:
     source: str = ""
     n_tokens: int = 0  # word pieces (model tokenizer, no special tokens)
 
+    @property
+    def label(self) -> str:
+        """Return "Title > Section" for display, without repeating a title the path starts with.
+
+        >>> Chunk("d#0", "d", "Reranking", "...", 0, 0, 3, section="Reranking > Cost").label
+        'Reranking > Cost'
+        """
+        parts = [p for p in self.section.split(" > ") if p]
+        if parts and parts[0] == self.title:
+            parts = parts[1:]
+        return " > ".join([self.title or self.doc_id, *parts])
+
+    def prose(self) -> str:
+        """Return the text without markdown/reST heading lines (for quoting sentences)."""
+        lines = self.text.splitlines()
+        keep = [line for i, line in enumerate(lines)
+                if not line.lstrip().startswith("#")
+                and not (line.strip() and set(line.strip()) <= set("=-~^*+#") and i > 0)
+                and not (i + 1 < len(lines) and lines[i + 1].strip()
+                         and set(lines[i + 1].strip()) <= set("=-~^*+#") and len(lines[i + 1].strip()) >= 3)]
+        return "\n".join(keep).strip()
+
 
 # --------------------------------------------------------------------------------------------------
 # Word pieces: tokenize each document once, then count any span with two binary searches.

@@ -73,10 +73,9 @@ def cmd_ask(args) -> int:
         print("\nSources:")
         for c in answer.citations:
             where = c.hit.chunk.source or c.hit.chunk.doc_id
-            section = f" > {c.hit.chunk.section}" if c.hit.chunk.section else ""
-            print(f"  [{c.number}] {c.hit.chunk.title}{section} ({where}, chunk {c.hit.chunk.position})")
+            print(f"  [{c.number}] {c.hit.chunk.label} ({where}, chunk {c.hit.chunk.position})")
     if answer.notes:
-        print(f"\nChecked ({answer.mode}):")
+        print(f"\nHow the answer was checked ({answer.mode}):")
         for note in answer.notes:
             print(f"  - {note}")
     times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())

@@ -88,8 +88,7 @@ class Answer:
 
 def format_source(number: int, hit: Hit) -> str:
     """Return one numbered source as it appears in the prompt: `[n] Title > Section: text`."""
-    head = " > ".join(p for p in (hit.chunk.title, hit.chunk.section) if p) or hit.chunk.doc_id
-    return f"[{number}] {head}: {' '.join(hit.chunk.text.split())}"
+    return f"[{number}] {hit.chunk.label}: {' '.join(hit.chunk.prose().split())}"
 
 
 def build_messages(question: str, hits: Sequence[Hit]) -> list[Message]:
@@ -151,8 +150,13 @@ def check_answer(question: str, raw: str, hits: Sequence[Hit], strict: bool = Tr
         if not content_words(bare) or bare.lower() in seen:
             changed = changed or bool(bare)
             continue
+        if bare.endswith("?") or bare.lower().startswith("question:") or \
+                content_words(bare) <= content_words(question):
+            notes.append(f"dropped {bare!r}: it restates the question")
+            changed = True
+            continue
         seen.add(bare.lower())
-        scores = {n: support(bare, hits[n - 1].chunk.text) for n in range(1, n_sources + 1)}
+        scores = {n: support(bare, hits[n - 1].chunk.prose()) for n in range(1, n_sources + 1)}
         best = max(scores, key=scores.get)
         backed = [n for n in good if scores[n] >= min_support]
         if scores[best] < min_support:
@@ -184,7 +188,7 @@ def _with_citations(sentence: str, numbers: Sequence[int]) -> str:
 def extractive_answer(question: str, hits: Sequence[Hit], backend: Backend,
                       max_sentences: int = 2) -> tuple[str, list[int]]:
     """Return the source sentences closest in meaning to the question, each with its citation."""
-    candidates = [(i + 1, s) for i, h in enumerate(hits) for s in split_sentences(h.chunk.text)
+    candidates = [(i + 1, s) for i, h in enumerate(hits) for s in split_sentences(h.chunk.prose())
                   if content_words(s)]
     if not candidates:
         return NOT_IN_CONTEXT, []

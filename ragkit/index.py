@@ -47,8 +47,8 @@ def hits_frame(hits: Sequence[Hit]):
     """Return hits as a pandas DataFrame (rank, score, title, chunk id, text), for notebooks."""
     import pandas as pd
 
-    return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "title": h.chunk.title,
-                          "section": h.chunk.section, "chunk": h.chunk.id, "text": h.chunk.text}
+    return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "source": h.chunk.label,
+                          "chunk": h.chunk.id, "text": h.chunk.text}
                          for h in hits])
 
 
@@ -84,8 +84,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def embedding_text(chunk: Chunk) -> str:
     """Return what gets embedded for a chunk: its title and section above its text."""
-    head = " > ".join(p for p in (chunk.title, chunk.section) if p)
-    return f"{head}\n{chunk.text}" if head else chunk.text
+    return f"{chunk.label}\n{chunk.prose()}"
 
 
 @dataclass
