@@ -169,13 +169,13 @@ class Backend(Protocol):
 
     @overload
     def chat(self, messages: list[Message], *, stream: Literal[False] = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False) -> Completion: ...
+             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None) -> Completion: ...
 
     @overload
     def chat(self, messages: list[Message], *, stream: Literal[True], max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False) -> Iterator[str]: ...
+             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None) -> Iterator[str]: ...
 
-    def chat(self, messages, *, stream=False, max_tokens=256, temperature=0.0, json=False): ...
+    def chat(self, messages, *, stream=False, max_tokens=256, temperature=0.0, json=False, stop=None): ...
 
     def describe(self) -> str: ...
 
@@ -215,12 +215,14 @@ def backend(verbose: bool = True) -> Backend:
         from .openrouter import OpenRouterBackend
 
         chosen: Backend = OpenRouterBackend.from_env()
-        why = "OPENROUTER_API_KEY is set" if key else "RAGKIT_BASE_URL is set"
+        why = "RAGKIT_BASE_URL is set" if base_url else "OPENROUTER_API_KEY is set"
+        why += "; unset both for the local models"
     else:
         from .local import LocalBackend
 
         chosen = LocalBackend.from_env()
-        why = "OPENROUTER_API_KEY and RAGKIT_BASE_URL are not set"
+        why = ("OPENROUTER_API_KEY and RAGKIT_BASE_URL are not set; set OPENROUTER_API_KEY to use "
+               "OpenRouter, or RAGKIT_BASE_URL for another server")
     if verbose:
         print(f"ragkit: {chosen.describe()} ({why})", file=sys.stderr)
     return chosen

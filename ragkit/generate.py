@@ -39,6 +39,9 @@ EXAMPLE = (
     "Coffee beans are the roasted seeds of the coffee plant [2].",
 )
 
+# A blank line or a new "Question:" means a small model has finished answering and started rambling.
+STOP = ["\n\n", "Question:", "Sources:"]
+
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -179,6 +182,8 @@ def check_answer(question: str, raw: str, hits: Sequence[Hit], strict: bool = Tr
 
 
 def _with_citations(sentence: str, numbers: Sequence[int]) -> str:
+    if not numbers:
+        return sentence
     marks = "".join(f"[{n}]" for n in numbers)
     if sentence and sentence[-1] in ".!?":
         return f"{sentence[:-1]} {marks}{sentence[-1]}"
@@ -199,20 +204,26 @@ def extractive_answer(question: str, hits: Sequence[Hit], backend: Backend,
     return " ".join(_with_citations(s, [n]) for n, s in chosen), list(dict.fromkeys(n for n, _ in chosen))
 
 
+def is_small_local_model(chat_model: str) -> bool:
+    """Return True for the local models (named "local/..."), whose answers are checked strictly."""
+    return chat_model.startswith("local/")
+
+
 def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bool | None = None,
-             max_tokens: int = 160) -> Answer:
+             max_tokens: int = 120) -> Answer:
     """Return a checked, cited answer to `question` from `hits` (already retrieved and reranked).
 
     With no hits it answers NOT_IN_CONTEXT without calling the model. `strict` (default: on for
-    the local backend) drops sentences the sources do not support.
+    local models, served here or over `ragkit serve`) drops sentences the sources do not support.
     """
     hits = list(hits)
     if strict is None:
-        strict = backend.name == "local"
+        strict = is_small_local_model(backend.chat_model)
     if not hits:
         return Answer(question, NOT_IN_CONTEXT, [], [], "not_in_context",
                       notes=["no source passed the relevance threshold; the model was not called"])
-    completion = backend.chat(build_messages(question, hits), max_tokens=max_tokens, temperature=0.0)
+    completion = backend.chat(build_messages(question, hits), max_tokens=max_tokens, temperature=0.0,
+                              stop=STOP)
     text, numbers, mode, notes = check_answer(question, completion.text, hits, strict=strict)
     if mode == "extractive":
         text, numbers = extractive_answer(question, hits, backend)
@@ -223,10 +234,10 @@ def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bo
                   completion.usage)
 
 
-def stream_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 160) -> Iterator[str]:
+def stream_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 120) -> Iterator[str]:
     """Yield the model's answer piece by piece as it is written (unchecked: check it afterwards
     with `check_answer`)."""
     if not hits:
         yield NOT_IN_CONTEXT
         return
-    yield from backend.chat(build_messages(question, hits), stream=True, max_tokens=max_tokens)
+    yield from backend.chat(build_messages(question, hits), stream=True, max_tokens=max_tokens, stop=STOP)

@@ -155,12 +155,14 @@ class LocalBackend:
         return Ranked(results, self.rerank_model, self._count(Usage(requests=1)))
 
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False):
+             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None):
         if not messages:
             raise ValueError("messages is empty: give at least one {'role': 'user', 'content': ...}")
         body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if json:
             body["response_format"] = {"type": "json_object"}
+        if stop:
+            body["stop"] = list(stop)
         if stream:
             return self._stream(body)
         raw = self.chat_engine.request(body)

@@ -281,10 +281,11 @@ class OpenRouterBackend:
                       self._record(body.get("usage")))
 
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False):
+             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None):
         """Return the model's answer as a `Completion`, or with `stream=True` a `ChatStream` of pieces.
 
-        `json=True` asks for a JSON object (`response_format: {"type": "json_object"}`).
+        `json=True` asks for a JSON object (`response_format: {"type": "json_object"}`); `stop`
+        lists strings at which the model stops writing.
 
         >>> b = OpenRouterBackend.from_env()                                      # doctest: +SKIP
         >>> for piece in b.chat([{"role": "user", "content": "Count to 3"}], stream=True):  # doctest: +SKIP
@@ -295,6 +296,8 @@ class OpenRouterBackend:
                          "max_tokens": int(max_tokens), "temperature": float(temperature)}
         if json:
             payload["response_format"] = {"type": "json_object"}
+        if stop:
+            payload["stop"] = list(stop)
         if stream:
             # OpenRouter always sends usage in the last chunk; vLLM and OpenAI need stream_options.
             payload.update(stream=True, stream_options={"include_usage": True})

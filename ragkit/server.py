@@ -353,8 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise HTTPProblem(400, "`stream` must be true or false", "stream")
+        stop = body.get("stop")
+        if isinstance(stop, str):
+            stop = [stop]
+        if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+            raise HTTPProblem(400, "`stop` must be a string or a list of strings", "stop")
         options = dict(max_tokens=max_tokens, temperature=float(temperature),
-                       json=fmt["type"] == "json_object")
+                       json=fmt["type"] == "json_object", stop=stop or None)
         if stream:
             self._chat_stream(b.chat(clean, stream=True, **options))
             return

@@ -25,6 +25,7 @@ class ScriptedChat:
     """A chat backend that answers with a fixed text (the embedder is the real one)."""
 
     name = "scripted"
+    chat_model = "scripted/model"
 
     def __init__(self, reply, embedder=None):
         self.reply, self.embedder, self.calls = reply, embedder, 0
@@ -90,6 +91,13 @@ def test_repeated_sentences_are_removed():
 
 def test_model_saying_not_in_context_is_respected():
     assert check_answer("q", NOT_IN_CONTEXT, HITS)[2] == "not_in_context"
+
+
+def test_strict_checking_is_the_default_for_local_models_only():
+    from ragkit.generate import is_small_local_model
+
+    assert is_small_local_model("local/SmolLM2-135M-Instruct-Q4_1")
+    assert not is_small_local_model("google/gemini-2.5-flash-lite")
 
 
 def test_no_sources_means_no_model_call():

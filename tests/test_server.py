@@ -139,7 +139,7 @@ class Stub:
         return Ranked([RerankResult(i, scores[i], documents[i]) for i in order], self.rerank_model,
                       Usage(1, 5, 0, 0.001))
 
-    def chat(self, messages, *, stream=False, max_tokens=256, temperature=0.0, json=False):
+    def chat(self, messages, *, stream=False, max_tokens=256, temperature=0.0, json=False, stop=None):
         if self.fail:
             raise self.fail
         words = f"echo: {messages[-1]['content']}".split(" ")
