@@ -27,6 +27,15 @@ assert "05-reranking.md" in {c.hit.chunk.doc_id for c in answer.citations}
 assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and not offtopic.kept
 assert top_source == "03-embeddings.md"
 """,
+    "01-indexing.ipynb": """
+assert len(docs) == 79 and len(chunks) > 300
+assert all(c.n_tokens <= 256 for c in chunks)
+assert e.vectors.shape == (3, 384) and e.vectors[0] @ e.vectors[1] > e.vectors[0] @ e.vectors[2]
+assert first.embedded == len(set(texts)) and first.usage.requests == math.ceil(len(set(texts)) / 64)
+assert second.embedded == 0 and second.cached == len(texts) and second.usage.requests == 0
+assert len(index) == len(chunks) and index.model == backend.embedding_model
+assert len(set(texts[:100])) == 100 and measured.usage.requests == 7
+""",
 }
 
 
