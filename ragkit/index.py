@@ -123,11 +123,16 @@ class VectorIndex:
 
     def search(self, query: Embeddings, k: int = 10) -> list[Hit]:
         """Return the k chunks most similar to the (first) query vector, best first."""
+        first = Embeddings(self.check_query(query)[:1], query.model, query.usage)
+        return self.search_all(first, k)[0]
+
+    def search_all(self, queries: Embeddings, k: int = 10) -> list[list[Hit]]:
+        """Return the top k hits for every query vector (one list per row), in one matrix product."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        vector = self.check_query(query)[0]
-        indices, scores = self.search_vectors(vector[None, :], k)
-        return [Hit(self.chunks[i], float(s), r + 1) for r, (i, s) in enumerate(zip(indices[0], scores[0]))]
+        indices, scores = self.search_vectors(self.check_query(queries), k)
+        return [[Hit(self.chunks[i], float(s), r + 1) for r, (i, s) in enumerate(zip(row_i, row_s))]
+                for row_i, row_s in zip(indices, scores)]
 
     def search_vectors(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Return (indices, scores), each (queries x k), for unit query vectors; no model check."""

@@ -97,3 +97,13 @@ def test_garbage_metadata_is_rejected(tmp_path):
     (folder / "index.json").write_text("{not json")
     with pytest.raises(IndexFileError, match="damaged"):
         VectorIndex.load(folder)
+
+
+def test_search_all_matches_one_search_per_query():
+    index = small_index()
+    queries = Embeddings(index.vectors[[3, 9, 27]] + 0.05, "m/one")
+    together = index.search_all(queries, k=4)
+    for row, hits in enumerate(together):
+        alone = index.search(Embeddings(queries.vectors[[row]], "m/one"), k=4)
+        assert [(h.chunk.id, h.rank) for h in hits] == [(h.chunk.id, h.rank) for h in alone]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in alone])

@@ -36,6 +36,15 @@ assert second.embedded == 0 and second.cached == len(texts) and second.usage.req
 assert len(index) == len(chunks) and index.model == backend.embedding_model
 assert len(set(texts[:100])) == 100 and measured.usage.requests == 7
 """,
+    "02-retrieval.ipynb": """
+assert np.allclose(by_hand, vectorised, atol=1e-5) and loop_seconds > matrix_seconds
+assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+assert scores.shape == (len(questions), len(index)) and relevant.any(axis=1).all()
+assert scores[relevant].mean() > scores[~relevant].mean() + 0.1
+summary = per_query.groupby("difficulty")["recall@5"].mean()
+assert summary["easy"] > summary["hard"] and summary["easy"] > 0.6, summary
+assert hits[0].chunk.doc_id != "break" and break_rank > 1  # the miss the chapter points at
+""",
 }
 
 
