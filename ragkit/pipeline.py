@@ -71,6 +71,11 @@ def rerank(question: str, hits: Sequence[Hit], backend: Backend, top_n: int | No
             for rank, r in enumerate(ranked.results, start=1)]
 
 
+def keep(reranked: Sequence[Hit], k: int, threshold: float | None) -> list[Hit]:
+    """Return the sources for the prompt: the best `k` reranked hits scoring at least `threshold`."""
+    return [h for h in reranked[:k] if threshold is None or h.score >= threshold]
+
+
 def default_threshold(backend: Backend) -> float | None:
     """Return the relevance threshold the backend's reranker recommends (None: do not filter)."""
     return getattr(backend, "rerank_threshold", None)
@@ -104,7 +109,7 @@ def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int 
             threshold = default_threshold(backend)
     else:
         reranked = retrieved
-    kept = [h for h in reranked[:k_keep] if threshold is None or h.score >= threshold]
+    kept = keep(reranked, k_keep, threshold)
     final = stage("generate", generate, question, kept, backend) if answer else None
     return Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
 

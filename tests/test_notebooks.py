@@ -45,6 +45,19 @@ summary = per_query.groupby("difficulty")["recall@5"].mean()
 assert summary["easy"] > summary["hard"] and summary["easy"] > 0.6, summary
 assert hits[0].chunk.doc_id != "break" and break_rank > 1  # the miss the chapter points at
 """,
+    "03-reranking.ipynb": """
+assert backend.rerank_model and len(results) == len(relevant) == 12 and len(unanswerable) == 3
+assert all(len(r.retrieved) == 20 and sorted(h.chunk.id for h in r.reranked) == sorted(h.chunk.id for h in r.retrieved)
+           for r in results)
+assert list(quality.index) == list(relevant) and quality.notna().all().all()
+assert quality.loc[question, "embedding rank"] > 5  # the motivating case: retrieved, but ranked low
+assert summary(reranked)["mrr@10"] > summary(embedding_only)["mrr@10"]  # reranking helps on these questions
+assert truth == {"embedding only": int(quality.iloc[0, 0]), "reranked": int(quality.iloc[0, 1])}
+assert set(timings.columns) == {"retrieve", "rerank"}
+frame = results[0].to_frame().set_index("chunk")  # the folded solution gives the checked answer
+assert truth == {"embedding only": int(frame.loc["04-vector-search.md#0", "dense_rank"]),
+                 "reranked": int(frame.loc["04-vector-search.md#0", "rerank_rank"])}
+""",
 }
 
 

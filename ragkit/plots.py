@@ -1,0 +1,239 @@
+"""Plots for the workbook: pictures of what the pipeline already returned, nothing recomputed.
+
+Each function takes data ragkit gives you (a `Result`, a list of them, a DataFrame of a sweep, an
+array of scores) and an optional matplotlib `ax`, draws one picture that answers one question, and
+returns the Axes (a pair of Axes for `score_distributions`, whose two scores live on different scales).
+
+- `score_distributions(results)`: how spread out are scores before and after reranking, and where
+  does the relevance threshold cut?
+- `rank_movement(result)`: which chunks did the reranker move up or down, and which reached the prompt?
+- `relevance_histogram(scores, relevant_mask)`: do relevant chunks score higher than the rest?
+- `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns?
+
+>>> from ragkit.plots import rank_movement
+>>> ax = rank_movement(ragkit.ask("What does a reranker do?", index, backend, answer=False))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # matplotlib and pandas load only when a plot is drawn
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from .index import Hit
+    from .pipeline import Result
+
+__all__ = ["score_distributions", "rank_movement", "relevance_histogram", "metric_curve", "short_title",
+           "UP", "DOWN", "SAME"]
+
+UP, DOWN, SAME = "#1a9850", "#d73027", "#9e9e9e"  # moved up / moved down / stayed (green, red, grey)
+KEPT, DROPPED = "#2b6cb0", "#b0bec5"  # chunks that reached the prompt / the rest
+WIDTH = 7.5  # inches: the width of a notebook cell at the default zoom
+
+
+def _axes(ax: "Axes | None", height: float) -> "Axes":
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(WIDTH, height), layout="constrained")
+    return ax
+
+
+def short_title(hit: "Hit", limit: int = 32) -> str:
+    """Return a short label for a chunk: its section's last heading, else its document title.
+
+    >>> from ragkit.chunking import Chunk
+    >>> from ragkit.index import Hit
+    >>> short_title(Hit(Chunk("r#3", "r", "Reranking", "...", 3, 0, 3, section="Reranking > Cost"), 0.5, 1))
+    'Reranking > Cost'
+    """
+    label = hit.chunk.label
+    if len(label) > limit:
+        label = label.split(" > ")[-1]  # the deepest heading says most about the passage
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def score_distributions(results: "Sequence[Result]", axes: "Sequence[Axes] | None" = None,
+                        bins: int = 20) -> "tuple[Axes, Axes]":
+    """Return two Axes: histograms of candidate scores before reranking (cosine) and after (reranker).
+
+    Scores are pooled over all `results` (one per question). Each panel stacks the chunks that were
+    kept for the prompt on top of those that were not; the right panel draws each result's relevance
+    threshold as a dashed vertical line. Two panels, because cosine similarity and a reranker's score
+    are on different scales: only the shape and the overlap of kept vs dropped compare. A panel whose
+    scores mostly fall in one bin (as a calibrated reranker's do: most candidates score near 0) gets
+    a log-scale count axis, so the few high scorers stay visible.
+
+    >>> results = [ask(q, index, backend, answer=False) for q in questions]    # doctest: +SKIP
+    >>> left, right = score_distributions(results)                             # doctest: +SKIP
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("no results to plot: pass a list of ragkit.ask(...) results")
+    own_figure = axes is None
+    if own_figure:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(WIDTH + 1.5, 3.4), layout="constrained")
+    left, right = axes
+    kept = [{h.chunk.id for h in r.kept} for r in results]
+    panels = [(left, "retrieved", "cosine similarity (embedding)", "Before: embedding scores"),
+              (right, "reranked", "reranker score", "After: reranker scores")]
+    for ax, stage, xlabel, title in panels:
+        scores = np.array([h.score for r in results for h in getattr(r, stage)], dtype=float)
+        is_kept = np.array([h.chunk.id in k for r, k in zip(results, kept) for h in getattr(r, stage)], dtype=bool)
+        lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        ax.hist([scores[~is_kept], scores[is_kept]], bins=edges, stacked=True, color=[DROPPED, KEPT],
+                label=[f"not kept ({(~is_kept).sum()})", f"kept for the prompt ({is_kept.sum()})"])
+        counts, _ = np.histogram(scores, bins=edges)
+        crowded = scores.size > 0 and counts.max() > 0.6 * scores.size  # one bar would flatten the rest
+        if crowded:
+            ax.set_yscale("log")
+        ax.set(title=title, xlabel=xlabel, ylabel="candidate chunks" + (" (log scale)" if crowded else ""))
+    thresholds = sorted({r.threshold for r in results if r.threshold is not None})
+    for i, t in enumerate(thresholds):
+        right.axvline(t, color="black", linestyle="--", linewidth=1.2,
+                      label=f"threshold {t:.3g}" if i == 0 else None)
+    n = sum(len(r.retrieved) for r in results)
+    if own_figure:  # never retitle a figure the caller laid out
+        left.figure.suptitle(f"Candidate scores for {len(results)} question{'s' * (len(results) != 1)} "
+                             f"({n} candidates)", fontsize="medium")
+    left.legend(fontsize="small")
+    right.legend(fontsize="small")
+    return left, right
+
+
+def rank_movement(result: "Result", top: int = 10, ax: "Axes | None" = None) -> "Axes":
+    """Return an Axes with a slope chart: each chunk's embedding rank (left) and reranked rank (right).
+
+    Shows every chunk in the top `top` on either side, one line each: green if the reranker moved it
+    up, red if down, grey if it stayed. Chunks kept for the prompt are drawn thick and labelled in
+    bold. Rank 1 is at the top; chunks from below the top `top` are stacked in the shaded band at the
+    bottom, labelled with their real rank.
+
+    >>> ax = rank_movement(ask("What does a reranker do?", index, backend, answer=False), top=8)  # doctest: +SKIP
+    >>> len(ax.lines)   # one line per chunk shown                                              # doctest: +SKIP
+    10
+    """
+    from matplotlib.lines import Line2D
+
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    before = {h.chunk.id: h for h in result.retrieved}
+    after = {h.chunk.id: h for h in result.reranked}
+    kept = {h.chunk.id for h in result.kept}
+    shown = [cid for cid in before if cid in after and (before[cid].rank <= top or after[cid].rank <= top)]
+    if not shown:
+        raise ValueError("the result has no reranked candidates to plot (was it run with use_rerank=False?)")
+
+    def rows(side: dict) -> dict[str, int]:  # rank within the top, else the next free row below it
+        deep = sorted((side[c].rank, c) for c in shown if side[c].rank > top)
+        return {**{c: side[c].rank for c in shown if side[c].rank <= top},
+                **{c: top + 1 + i for i, (_, c) in enumerate(deep)}}
+
+    left, right = rows(before), rows(after)
+    depth = max(max(left.values()), max(right.values()))
+    ax = _axes(ax, height=max(2.6, 0.3 * depth + 1.6))
+    if depth > top:
+        ax.axhspan(top + 0.5, depth + 0.6, color="#f0f0f0", zorder=0)
+    small = dict(va="center", fontsize="small", textcoords="offset points")
+    for cid in shown:
+        a, b = before[cid].rank, after[cid].rank
+        colour = UP if b < a else DOWN if b > a else SAME
+        is_kept = cid in kept
+        weight = "bold" if is_kept else "normal"
+        ax.plot([0, 1], [left[cid], right[cid]], color=colour, linewidth=3.2 if is_kept else 1.4,
+                alpha=1 if is_kept else 0.75, marker="o", markersize=6 if is_kept else 4,
+                solid_capstyle="round", zorder=3 if is_kept else 2)
+        ax.annotate(f"{short_title(before[cid])}  {a:>2}", (0, left[cid]), xytext=(-7, 0), ha="right",
+                    fontweight=weight, **small)
+        moved = a - b
+        ax.annotate(f"{b:>2}", (1, right[cid]), xytext=(7, 0), ha="left", fontweight=weight, **small)
+        ax.annotate(f"▲{moved}" if moved > 0 else f"▼{-moved}" if moved < 0 else "=", (1, right[cid]),
+                    xytext=(24, 0), ha="left", color=colour, fontweight=weight, **small)
+        ax.annotate(short_title(after[cid]), (1, right[cid]), xytext=(50, 0), ha="left", fontweight=weight,
+                    **small)
+    ax.set_xlim(-1.3, 2.3)
+    ax.set_ylim(depth + 0.6, 0.4)
+    ax.set_xticks([0, 1], ["embedding rank", "reranked rank"])
+    ax.set_yticks([])
+    ax.set_ylabel("rank (1 = best, at the top)")
+    ax.set_xlabel(f"{len(shown)} chunks in the top {top} before or after reranking; {len(kept)} kept for "
+                  f"the prompt (bold)" + (f"; shaded: from below the top {top}" if depth > top else ""),
+                  fontsize="small")
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    question = result.question if len(result.question) <= 70 else result.question[:69] + "…"
+    ax.set_title(f"How the reranker reordered the candidates: “{question}”", fontsize="medium", pad=24)
+    handles = [Line2D([], [], color=UP, lw=2, label="moved up"), Line2D([], [], color=DOWN, lw=2, label="moved down"),
+               Line2D([], [], color=SAME, lw=2, label="same rank"),
+               Line2D([], [], color="black", lw=3.2, marker="o", label="kept for the prompt")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize="small",
+              frameon=False, borderaxespad=0.2)
+    return ax
+
+
+def relevance_histogram(scores: Sequence[float] | np.ndarray, relevant_mask: Sequence[bool] | np.ndarray,
+                        ax: "Axes | None" = None, bins: int = 30, density: bool = True,
+                        threshold: float | None = None, xlabel: str = "cosine similarity") -> "Axes":
+    """Return an Axes with the score distribution of relevant vs non-relevant chunks, overlaid.
+
+    `scores[i]` is one (question, chunk) similarity and `relevant_mask[i]` whether that chunk is
+    labelled relevant to that question. With `density=True` (default) each histogram has area 1, so
+    the few relevant pairs stay visible next to the many irrelevant ones. The more the two humps
+    overlap, the more often an irrelevant chunk outranks a relevant one.
+
+    >>> ax = relevance_histogram([0.8, 0.7, 0.2, 0.3, 0.1], [True, True, False, False, False])
+    >>> ax.get_legend() is not None
+    True
+    """
+    scores = np.asarray(scores, dtype=float)
+    mask = np.asarray(relevant_mask, dtype=bool)
+    if scores.shape != mask.shape:
+        raise ValueError(f"scores has shape {scores.shape} but relevant_mask {mask.shape}: one flag per score")
+    ax = _axes(ax, height=3.4)
+    lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+    for part, colour, label in ((~mask, DROPPED, "not relevant"), (mask, UP, "relevant")):
+        values = scores[part]
+        if values.size:
+            ax.hist(values, bins=edges, density=density, histtype="stepfilled", alpha=0.45, color=colour,
+                    edgecolor=colour, linewidth=1.5, label=f"{label} (n={values.size})")
+            ax.axvline(float(np.median(values)), color=colour, linestyle=":", linewidth=1.5)
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.3g}")
+    ax.set(title="Scores of relevant vs non-relevant chunks (dotted: medians)", xlabel=xlabel,
+           ylabel="density" if density else "pairs")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def metric_curve(frame: "pd.DataFrame", x: str, y: str, hue: str | None = None,
+                 ax: "Axes | None" = None) -> "Axes":
+    """Return an Axes with `y` against `x` from a sweep's DataFrame, one line per `hue` value.
+
+    >>> import pandas as pd
+    >>> sweep = pd.DataFrame({"chunk size": [64, 128, 256] * 2, "nDCG@10": [.52, .58, .55, .6, .64, .61],
+    ...                       "method": ["tokens"] * 3 + ["sentence"] * 3})
+    >>> ax = metric_curve(sweep, "chunk size", "nDCG@10", hue="method")
+    >>> len(ax.lines)
+    2
+    """
+    missing = [c for c in (x, y, hue) if c is not None and c not in frame.columns]
+    if missing:
+        raise KeyError(f"no column {missing[0]!r} in the frame; it has {list(frame.columns)}")
+    ax = _axes(ax, height=3.4)
+    groups = [(None, frame)] if hue is None else list(frame.groupby(hue, sort=True))
+    for name, part in groups:
+        part = part.sort_values(x)
+        ax.plot(part[x], part[y], marker="o", label=None if hue is None else f"{name}")
+    ax.set(title=f"{y} by {x}" + (f" and {hue}" if hue else ""), xlabel=x, ylabel=y)
+    ax.grid(alpha=0.3)
+    if hue is not None:
+        ax.legend(title=hue, fontsize="small")
+    return ax
