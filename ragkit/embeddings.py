@@ -59,6 +59,8 @@ def onnx_session(path: Path, threads: int | None = None):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     opts.log_severity_level = 3
+    # Idle threads sleep instead of spinning, leaving the cores to the chat model between batches.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

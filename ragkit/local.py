@@ -35,7 +35,10 @@ class LocalChat:
 
     model_path: Path | None = None
     n_ctx: int = 4096
-    threads: int = min(4, os.cpu_count() or 1)
+    # Half the cores: llama.cpp's threads spin while they wait, and with every core busy (the
+    # embedder, a notebook, a browser) one stalled thread stalls all of them: on 2 cores, 2 threads
+    # took 40 s for what 1 thread wrote in 0.6 s while another process was busy.
+    threads: int = max(1, (os.cpu_count() or 2) // 2)
     seed: int = 0
     _server: object = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
