@@ -47,6 +47,10 @@ __all__ = [
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
 
+# The embedding model reads 256 word pieces, two of which are [CLS] and [SEP], and ragkit puts the
+# chunk's title and section above its text when embedding it: 200 leaves room for both.
+DEFAULT_MAX_TOKENS = 200
+
 
 @dataclass(frozen=True)
 class Document:
@@ -382,7 +386,7 @@ def _check(doc, **sizes) -> None:
             raise ValueError(f"{name} must be a positive whole number of tokens, got {value!r}")
 
 
-def by_paragraph(doc: Document, max_tokens: int = 256, *, tokenizer=None) -> list[Chunk]:
+def by_paragraph(doc: Document, max_tokens: int = DEFAULT_MAX_TOKENS, *, tokenizer=None) -> list[Chunk]:
     """Return one chunk per paragraph (text between blank lines); long paragraphs are split further.
 
     A paragraph over `max_tokens` is cut into sentences packed up to `max_tokens`, and a sentence
@@ -400,7 +404,7 @@ def by_paragraph(doc: Document, max_tokens: int = 256, *, tokenizer=None) -> lis
     return _make_chunks(doc, spans, pieces)
 
 
-def by_tokens(doc: Document, size: int = 256, overlap: int = 32, *, tokenizer=None) -> list[Chunk]:
+def by_tokens(doc: Document, size: int = DEFAULT_MAX_TOKENS, overlap: int = 20, *, tokenizer=None) -> list[Chunk]:
     """Return fixed windows of `size` word pieces; each window repeats the last `overlap` of the one before.
 
     Windows ignore sentences and words (a word may be split across two windows); the overlap gives
@@ -420,7 +424,7 @@ def by_tokens(doc: Document, size: int = 256, overlap: int = 32, *, tokenizer=No
     return _make_chunks(doc, _windows(text, pieces, 0, len(text), size, overlap), pieces)
 
 
-def by_sentence(doc: Document, max_tokens: int = 256, *, tokenizer=None) -> list[Chunk]:
+def by_sentence(doc: Document, max_tokens: int = DEFAULT_MAX_TOKENS, *, tokenizer=None) -> list[Chunk]:
     """Return runs of whole sentences, each packed up to `max_tokens` word pieces.
 
     Sentences end at . ! ? … (before a space), at 。！？ and at blank lines; common abbreviations
@@ -436,7 +440,7 @@ def by_sentence(doc: Document, max_tokens: int = 256, *, tokenizer=None) -> list
     return _make_chunks(doc, _fit(text, pieces, 0, len(text), max_tokens, [_split_sentences]), pieces)
 
 
-def by_heading(doc: Document, max_tokens: int = 256, *, tokenizer=None) -> list[Chunk]:
+def by_heading(doc: Document, max_tokens: int = DEFAULT_MAX_TOKENS, *, tokenizer=None) -> list[Chunk]:
     """Return one chunk per section, with `section` set to its heading path ("Install > From source").
 
     Headings are markdown ('# Title', or a line underlined with === / ---; fenced code is skipped) or

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from .chunking import DEFAULT_MAX_TOKENS
+
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
@@ -64,7 +66,7 @@ def cmd_ask(args) -> int:
     else:
         print(f"ragkit: no index at {args.index} yet; building one from the demo corpus first",
               file=sys.stderr)
-        index = build(_demo_paths(), args.index, "heading", 256, chosen)
+        index = build(_demo_paths(), args.index, "heading", DEFAULT_MAX_TOKENS, chosen)
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
                  threshold=args.threshold, use_rerank=not args.no_rerank)
     answer = result.answer
@@ -111,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
     i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
     i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"])
-    i.add_argument("--max-tokens", type=int, default=256, help="chunk size limit in word pieces")
+    i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="chunk size limit in word pieces")
     i.set_defaults(run=cmd_index)
 
     a = sub.add_parser("ask", help="answer a question from the index")

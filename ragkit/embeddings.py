@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -109,17 +110,27 @@ class LocalEmbedder:
         return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Return one L2-normalised float32 row per text (n x 384)."""
+        """Return one L2-normalised float32 row per text (n x 384).
+
+        Texts longer than 256 word pieces are cut to their first 256 (the model reads no more), with
+        a warning: chunk them smaller to have all of the text count.
+        """
         self.load()
         texts = list(texts)
         out = np.zeros((len(texts), 384), dtype=np.float32)
+        truncated = 0
         for batch in self._batches(texts):
             encs = self._tokenizer.encode_batch([texts[i] for i in batch])
+            truncated += sum(1 for e in encs if e.overflowing)
             inputs = batch_inputs(encs)
             hidden = self._session.run(["last_hidden_state"], inputs)[0]
             mask = inputs["attention_mask"][:, :, None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             out[batch] = pooled
+        if truncated:
+            warnings.warn(f"{truncated} of {len(texts)} texts are longer than {MAX_TOKENS} word pieces; "
+                          f"the embedding model saw only their first {MAX_TOKENS} (chunk with "
+                          f"max_tokens <= {MAX_TOKENS - 16} to keep all the text)", stacklevel=2)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

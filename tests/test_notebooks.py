@@ -29,7 +29,7 @@ assert top_source == "03-embeddings.md"
 """,
     "01-indexing.ipynb": """
 assert len(docs) == 79 and len(chunks) > 300
-assert all(c.n_tokens <= 256 for c in chunks)
+assert all(c.n_tokens <= 200 for c in chunks)
 assert e.vectors.shape == (3, 384) and e.vectors[0] @ e.vectors[1] > e.vectors[0] @ e.vectors[2]
 assert first.embedded == len(set(texts)) and first.usage.requests == math.ceil(len(set(texts)) / 64)
 assert second.embedded == 0 and second.cached == len(texts) and second.usage.requests == 0
