@@ -2,7 +2,7 @@
 
 - embeddings: all-MiniLM-L6-v2, int8 ONNX (`ragkit.embeddings.LocalEmbedder`)
 - rerank: a cross-encoder when one is on disk or downloadable, else the measured offline
-  reranker (`ragkit.rerank.local_reranker` says which)
+  reranker (`ragkit.rerankers.local_reranker` says which)
 - chat: SmolLM2-135M-Instruct, a 4-bit GGUF file run by llama.cpp (`LocalChat`)
 
 Each model loads once, on first use.
@@ -119,7 +119,7 @@ class LocalBackend:
         """The reranker in use, loaded (and announced) on first use."""
         with self._lock:
             if self._reranker is None:
-                from .rerank import local_reranker
+                from .rerankers import local_reranker
 
                 self._reranker = local_reranker(self.rerank_spec, embedder=self.embedder)
         return self._reranker

@@ -51,7 +51,6 @@ def test_e2e_embeddings_match_the_local_backend(remote, local_backend):
 
 
 def test_e2e_rerank_matches_the_local_backend(remote, local_backend):
-    pytest.importorskip("ragkit.rerank", reason="the local reranker (ragkit/rerank.py) is not written yet")
     docs = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "Cats sleep a lot."]
     ranked = remote.rerank("What is the capital of France?", docs, top_n=2)
     direct = local_backend.rerank("What is the capital of France?", docs, top_n=2)
