@@ -169,15 +169,26 @@ class Backend(Protocol):
 
     @overload
     def chat(self, messages: list[Message], *, stream: Literal[False] = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None) -> Completion: ...
+             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None) -> Completion: ...
 
     @overload
     def chat(self, messages: list[Message], *, stream: Literal[True], max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None) -> Iterator[str]: ...
+             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None) -> Iterator[str]: ...
 
     def chat(self, messages, *, stream=False, max_tokens=256, temperature=0.0, json=False, stop=None): ...
 
     def describe(self) -> str: ...
+
+
+def response_format(json: bool | dict) -> dict | None:
+    """Return the OpenAI `response_format` for `json`: True -> any JSON object, a dict -> that schema.
+
+    >>> response_format({"type": "object"})["type"]
+    'json_schema'
+    """
+    if isinstance(json, dict):
+        return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": json}}
+    return {"type": "json_object"} if json else None
 
 
 def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:

@@ -16,13 +16,14 @@ A reranker ... reorders them [1].
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from .backends import Backend, Message, Usage
+from .backends import Backend, BackendError, Message, Usage
 from .index import Hit
 
 NOT_IN_CONTEXT = "The sources do not contain the answer."
@@ -232,6 +233,50 @@ def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bo
     citations = [Citation(n, hits[n - 1]) for n in numbers]
     return Answer(question, text, citations, hits, mode, completion.text, notes, completion.model,
                   completion.usage)
+
+
+# The shape of a structured answer. Length limits keep a small model from rambling past max_tokens
+# and leaving the JSON unfinished; llama.cpp turns the schema into a grammar, OpenRouter passes it on.
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "maxLength": 300},
+        "sources": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 5},
+    },
+    "required": ["answer", "sources"],
+    "additionalProperties": False,
+}
+
+
+def structured_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 160) -> dict:
+    """Return {"answer", "sources", "model_sources", "mode", "notes"}: a JSON answer, checked.
+
+    The model fills ANSWER_SCHEMA; then the answer text is checked against the sources like any
+    other (`check_answer`), and `sources` holds the source numbers that really support it
+    (`model_sources`: the ones the model listed).
+    """
+    hits = list(hits)
+    if not hits:
+        return {"answer": NOT_IN_CONTEXT, "sources": [], "model_sources": [], "mode": "not_in_context",
+                "notes": ["no source passed the relevance threshold; the model was not called"]}
+    messages = [{"role": "system", "content": "Answer the question from the numbered sources only. Reply "
+                 "with JSON: a short answer, and the numbers of the sources it comes from."},
+                build_messages(question, hits)[-1]]
+    completion = backend.chat(messages, json=ANSWER_SCHEMA, max_tokens=max_tokens, temperature=0.0)
+    try:
+        data = json.loads(completion.text)
+        claimed = [int(n) for n in data["sources"]]
+        text = str(data["answer"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"the model's structured answer is not valid JSON of the expected shape "
+                           f"({exc}): {completion.text[:200]!r}") from None
+    checked, numbers, mode, notes = check_answer(question, text, hits)
+    if mode == "extractive":
+        checked, numbers = extractive_answer(question, hits, backend)
+        notes.append("nothing in the model's answer was supported; quoting the closest source sentences")
+    if sorted(set(claimed)) != sorted(set(numbers)):
+        notes.append(f"the model listed sources {claimed}; the checks found support in {numbers}")
+    return {"answer": checked, "sources": numbers, "model_sources": claimed, "mode": mode, "notes": notes}
 
 
 def stream_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 120) -> Iterator[str]:

@@ -22,7 +22,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import models
-from .backends import BackendError, Completion, Embeddings, Message, RerankResult, Ranked, Usage, check_texts
+from .backends import (BackendError, Completion, Embeddings, Message, RerankResult, Ranked, Usage,
+                       check_texts, response_format)
 from .embeddings import LocalEmbedder
 
 
@@ -158,12 +159,12 @@ class LocalBackend:
         return Ranked(results, self.rerank_model, self._count(Usage(requests=1)))
 
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None):
+             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None):
         if not messages:
             raise ValueError("messages is empty: give at least one {'role': 'user', 'content': ...}")
         body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if json:
-            body["response_format"] = {"type": "json_object"}
+            body["response_format"] = response_format(json)
         if stop:
             body["stop"] = list(stop)
         if stream:

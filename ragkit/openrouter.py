@@ -43,7 +43,7 @@ from . import models
 from .backends import (
     OPENROUTER_URL, APIError, AuthenticationError, BadRequest, BadResponse, Completion,
     ConnectionFailed, Embeddings, Forbidden, Message, NotFound, PaymentRequired, Ranked, RateLimited,
-    RerankResult, ServerError, Usage, check_texts,
+    RerankResult, ServerError, Usage, check_texts, response_format,
 )
 
 log = logging.getLogger("ragkit.openrouter")
@@ -281,10 +281,11 @@ class OpenRouterBackend:
                       self._record(body.get("usage")))
 
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool = False, stop: Sequence[str] | None = None):
+             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None):
         """Return the model's answer as a `Completion`, or with `stream=True` a `ChatStream` of pieces.
 
-        `json=True` asks for a JSON object (`response_format: {"type": "json_object"}`); `stop`
+        `json=True` asks for a JSON object, `json=<a JSON schema>` for an object of that schema
+        (`response_format` "json_object" / "json_schema"); `stop`
         lists strings at which the model stops writing.
 
         >>> b = OpenRouterBackend.from_env()                                      # doctest: +SKIP
@@ -295,7 +296,7 @@ class OpenRouterBackend:
         payload: dict = {"model": self.chat_model, "messages": _check_messages(messages),
                          "max_tokens": int(max_tokens), "temperature": float(temperature)}
         if json:
-            payload["response_format"] = {"type": "json_object"}
+            payload["response_format"] = response_format(json)
         if stop:
             payload["stop"] = list(stop)
         if stream:

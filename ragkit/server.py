@@ -347,9 +347,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
             raise HTTPProblem(400, "`temperature` must be a number >= 0", "temperature")
         fmt = body.get("response_format") or {"type": "text"}
-        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object"):
-            raise HTTPProblem(400, "response_format must be {\"type\": \"text\"} or "
-                                   "{\"type\": \"json_object\"}", "response_format")
+        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+            raise HTTPProblem(400, "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} "
+                                   "or {\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}",
+                              "response_format")
+        want_json: bool | dict = fmt["type"] != "text"
+        if fmt["type"] == "json_schema":
+            want_json = (fmt.get("json_schema") or {}).get("schema")
+            if not isinstance(want_json, dict):
+                raise HTTPProblem(400, "response_format.json_schema.schema must be a JSON schema object",
+                                  "response_format")
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise HTTPProblem(400, "`stream` must be true or false", "stream")
@@ -359,7 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
         if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
             raise HTTPProblem(400, "`stop` must be a string or a list of strings", "stop")
         options = dict(max_tokens=max_tokens, temperature=float(temperature),
-                       json=fmt["type"] == "json_object", stop=stop or None)
+                       json=want_json, stop=stop or None)
         if stream:
             self._chat_stream(b.chat(clean, stream=True, **options))
             return

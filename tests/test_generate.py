@@ -126,3 +126,13 @@ def test_every_citation_maps_to_a_source_it_was_given(local_backend, demo_index)
         assert f"[{c.number}]" in answer.text
         assert c.hit is result.kept[c.number - 1]
     assert answer.mode in {"generated", "checked", "extractive"}
+
+
+def test_structured_answer_is_valid_json_with_checked_sources(local_backend):
+    from ragkit.generate import structured_answer
+
+    data = structured_answer("What does a reranker do?", HITS, local_backend)
+    assert data["mode"] in {"generated", "checked", "extractive"}
+    assert data["answer"] and set(data["sources"]) <= {1, 2}
+    assert all(isinstance(n, int) for n in data["model_sources"])
+    assert structured_answer("anything?", [], local_backend)["mode"] == "not_in_context"

@@ -58,6 +58,20 @@ frame = results[0].to_frame().set_index("chunk")  # the folded solution gives th
 assert truth == {"embedding only": int(frame.loc["04-vector-search.md#0", "dense_rank"]),
                  "reranked": int(frame.loc["04-vector-search.md#0", "rerank_rank"])}
 """,
+    "04-generation.ipynb": """
+assert result.kept and result.kept[0].chunk.doc_id == "pass"
+prompt = messages[-1]["content"]
+assert all(f"[{n}] " in prompt for n in range(1, len(result.kept) + 1)) and f"[{len(result.kept) + 1}] " not in prompt
+assert mode in {"generated", "checked", "extractive", "not_in_context"}
+fab_text, fab_cited, _, fab_notes = check_answer(question, fabricated, result.kept)
+assert any("[9]" in n for n in fab_notes) and "2019" not in fab_text and 9 not in fab_cited
+assert answer.mode != "not_in_context" and answer.citations
+assert all(answer.citations[i].hit is result.kept[c.number - 1] for i, c in enumerate(answer.citations))
+assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and offtopic.usage["generate"].requests == 0
+assert streamed.strip()
+assert set(data) == {"answer", "sources", "model_sources", "mode", "notes"} and data["answer"]
+assert all(1 <= n <= len(result.kept) for n in data["sources"])
+""",
 }
 
 

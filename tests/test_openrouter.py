@@ -361,6 +361,16 @@ def test_chat_sends_the_request_and_returns_a_completion(fault):
     assert b.usage == Usage(1, 7, 5, 1.5e-6)
 
 
+def test_chat_sends_a_schema_and_stop_sequences(fault):
+    fault.push(Reply(200, chat_json('{"answer": "x", "sources": [1]}')))
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    client(fault).chat(HELLO, json=schema, stop=["\n\n", "Question:"])
+    sent = fault.requests[0].json
+    assert sent["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "strict": True, "schema": schema}}
+    assert sent["stop"] == ["\n\n", "Question:"]
+
+
 def test_chat_checks_messages_before_sending(fault):
     b = client(fault)
     for bad in ("hello", [], [{"content": "no role"}], {"role": "user", "content": "x"}):

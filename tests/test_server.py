@@ -334,3 +334,20 @@ def test_shutdown_and_url(stub):
     server.shutdown()
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health", timeout=1)
+
+
+def test_e2e_json_schema_is_enforced_through_the_wire(remote):
+    from ragkit.generate import ANSWER_SCHEMA
+
+    reply = remote.chat([{"role": "user", "content": "Sources:\n[1] Cats: Cats sleep sixteen hours a day.\n\n"
+                                                     "Question: How long do cats sleep?"}],
+                        json=ANSWER_SCHEMA, max_tokens=120)
+    data = json.loads(reply.text)
+    assert set(data) == {"answer", "sources"} and isinstance(data["answer"], str)
+    assert all(isinstance(n, int) and n >= 1 for n in data["sources"])
+
+
+def test_e2e_stop_sequences_reach_the_model(remote):
+    reply = remote.chat([{"role": "user", "content": "Write the numbers one to ten, one per line."}],
+                        max_tokens=60, stop=["\n"])
+    assert "\n" not in reply.text.strip()
