@@ -87,8 +87,15 @@ def test_notebook_is_committed_with_outputs_cleared(path):
             assert not cell.outputs and cell.execution_count is None, f"{path.name}: clear the outputs"
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One embedding cache for all chapters, as a learner working through them in order has."""
+    return tmp_path_factory.mktemp("notebook-cache")
+
+
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
-def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path):
+def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, shared_cache, monkeypatch):
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(shared_cache))  # the kernel inherits the environment
     nb = nbformat.read(path, as_version=4)
     assert path.name in CHECKS, f"add the checks for {path.name} to CHECKS"
     nb.cells.append(nbformat.v4.new_code_cell(CHECKS[path.name]))
