@@ -186,7 +186,7 @@ def build_index(chunks: Sequence[Chunk], backend: Backend, cache: EmbeddingCache
     chunks = list(chunks)
     if not chunks:
         raise ValueError("no chunks to index: the corpus is empty (check the paths you gave)")
-    cache = cache or EmbeddingCache()
+    cache = EmbeddingCache() if cache is None else cache  # an empty cache is falsy: test for None
     result = cache.embed(backend, [embedding_text(c) for c in chunks], batch_size=batch_size,
                          progress=progress)
     return VectorIndex(result.vectors, chunks, result.model)

@@ -151,6 +151,7 @@ class OpenRouterBackend:
         self.max_backoff = float(max_backoff)
         self.retry_budget = float(retry_budget)
         self.usage = Usage()
+        self.reranked_by: str | None = None  # the model the server says reranked last
         self._api_key = api_key or None
         self._lock = threading.Lock()
         headers = {"User-Agent": "ragkit", "Accept": "application/json"}
@@ -277,8 +278,15 @@ class OpenRouterBackend:
             scored[index] = float(score)
         order = sorted(scored, key=lambda i: (-scored[i], i))[:top_n]
         results = [RerankResult(i, scored[i], docs[i]) for i in order]
-        return Ranked(results, _text(body.get("model")) or self.rerank_model,
-                      self._record(body.get("usage")))
+        self.reranked_by = _text(body.get("model")) or self.rerank_model
+        return Ranked(results, self.reranked_by, self._record(body.get("usage")))
+
+    @property
+    def rerank_threshold(self) -> float | None:
+        """The relevance threshold recommended for the reranker that scored (None: not known)."""
+        from .rerankers import recommended_threshold
+
+        return recommended_threshold(self.reranked_by or self.rerank_model)
 
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
              temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None):

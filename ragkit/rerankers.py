@@ -521,3 +521,19 @@ def local_reranker(spec: str | None = None, embedder: LocalEmbedder | None = Non
     if verbose:
         print(f"ragkit: {why}; using {offline.name}, measured {offline.measured}", file=sys.stderr)
     return offline
+
+
+def recommended_threshold(model: str) -> float | None:
+    """Return the relevance threshold ragkit recommends for a reranker by name (None: unknown).
+
+    Lets a client that only sees scores over HTTP (`ragkit serve`) apply the same threshold as the
+    process that computed them.
+
+    >>> recommended_threshold("local/minilm-maxsim+lexical")
+    0.15
+    """
+    if model == LocalReranker.name:
+        return THRESHOLD
+    if model == DEFAULT_CROSS_ENCODER or model.startswith("cross-encoder/"):
+        return CrossEncoder.default_threshold
+    return None

@@ -109,3 +109,12 @@ def test_backend_answering_with_another_model_is_refused(local_backend, tmp_path
 def test_bad_input_gets_a_clear_error(local_backend, tmp_path, bad, error):
     with pytest.raises(error):
         EmbeddingCache(tmp_path / "c.sqlite").embed(local_backend, bad, progress=False)
+
+
+def test_build_index_fills_the_cache_it_is_given_even_when_empty(local_backend, demo_chunks, tmp_path):
+    from ragkit.index import build_index, embedding_text
+
+    cache = EmbeddingCache(tmp_path / "given.sqlite")
+    assert len(cache) == 0  # empty, hence falsy: must still be the one used
+    build_index(demo_chunks, local_backend, cache, progress=False)
+    assert len(cache) == len({embedding_text(c) for c in demo_chunks})

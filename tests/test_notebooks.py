@@ -72,6 +72,13 @@ assert streamed.strip()
 assert set(data) == {"answer", "sources", "model_sources", "mode", "notes"} and data["answer"]
 assert all(1 <= n <= len(result.kept) for n in data["sources"])
 """,
+    "07-production.ipynb": """
+assert {p.name for p in folder.iterdir()} == {"vectors.npy", "chunks.jsonl", "index.json"} and same
+assert update.embedded == 1 and update.cached == len(chunks) - 1
+assert over_http.answer.citations and [h.chunk.id for h in in_process.kept] == [h.chunk.id for h in over_http.kept]
+assert remote.usage.requests >= 3
+assert mismatch.startswith("index built with 'local/all-MiniLM-L6-v2-int8'")
+""",
 }
 
 

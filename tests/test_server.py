@@ -351,3 +351,13 @@ def test_e2e_stop_sequences_reach_the_model(remote):
     reply = remote.chat([{"role": "user", "content": "Write the numbers one to ten, one per line."}],
                         max_tokens=60, stop=["\n"])
     assert "\n" not in reply.text.strip()
+
+
+def test_e2e_pipeline_over_http_keeps_the_same_sources(remote, local_backend, demo_index):
+    from ragkit.pipeline import ask
+
+    over_http = ask("How big should chunks be?", demo_index, remote, answer=False)
+    in_process = ask("How big should chunks be?", demo_index, local_backend, answer=False)
+    assert remote.reranked_by == local_backend.rerank_model
+    assert over_http.threshold == in_process.threshold == local_backend.rerank_threshold
+    assert [h.chunk.id for h in over_http.kept] == [h.chunk.id for h in in_process.kept]
