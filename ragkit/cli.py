@@ -31,16 +31,20 @@ def _demo_paths() -> list[Path]:
 
 def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
     """Chunk, embed (through the cache) and save an index; return it."""
+    from .cache import EmbeddingCache
     from .chunking import chunk_documents, load_documents
-    from .index import build_index
+    from .index import VectorIndex, embedding_text
 
     docs = load_documents(paths)
     options = {"size": max_tokens} if method == "tokens" else {"max_tokens": max_tokens}
     chunks = chunk_documents(docs, method=method, **options)
-    index = build_index(chunks, backend)
+    if not chunks:
+        raise ValueError("no chunks to index: the documents are empty")
+    result = EmbeddingCache().embed(backend, [embedding_text(c) for c in chunks])
+    index = VectorIndex(result.vectors, chunks, result.model)
     index.save(index_dir)
-    print(f"indexed {len(docs)} documents as {len(chunks)} chunks with {index.model} "
-          f"({index.dim}-d) -> {index_dir}", file=sys.stderr)
+    print(f"indexed {len(docs)} documents as {len(chunks)} chunks with {index.model} ({index.dim}-d): "
+          f"{result.embedded} embedded now, {result.cached} from the cache -> {index_dir}", file=sys.stderr)
     return index
 
 
