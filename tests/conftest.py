@@ -44,3 +44,12 @@ def demo_index(local_backend, demo_chunks, tmp_path_factory):
 
     cache = EmbeddingCache(tmp_path_factory.mktemp("demo-cache") / "emb.sqlite")
     return build_index(demo_chunks, local_backend, cache, progress=False)
+
+
+def write_files(folder: Path, files: dict) -> Path:
+    """Write {relative path: str or bytes} under `folder` (folders made as needed); return it."""
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return folder

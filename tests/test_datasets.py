@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_files
+
 from ragkit.chunking import load_documents
 from ragkit.datasets import (
     BEIR_URL,
@@ -59,13 +61,6 @@ def make_zip(entries: dict[str, str | bytes], stored: bool = False) -> bytes:
 
 def tiny_zip(top: str = "tiny", stored: bool = False) -> bytes:
     return make_zip({f"{top}/{name}": data for name, data in tiny_files().items()}, stored=stored)
-
-
-def write_folder(folder: Path, files: dict[str, str]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(data)
-    return folder
 
 
 class FileServer:
@@ -124,7 +119,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_load_beir_folder(tmp_path):
-    folder = write_folder(tmp_path / "tiny", tiny_files())
+    folder = write_files(tmp_path / "tiny", tiny_files())
     ds = load_beir(folder)
     assert isinstance(ds, BeirDataset) and ds.name == "tiny" and ds.path == folder
     assert list(ds.corpus) == ["d1", "d2", "d3"]
@@ -138,7 +133,7 @@ def test_load_beir_folder(tmp_path):
 
 
 def test_load_beir_splits(tmp_path):
-    folder = write_folder(tmp_path / "tiny", tiny_files())
+    folder = write_files(tmp_path / "tiny", tiny_files())
     everything = load_beir(folder, split=None)
     assert set(everything.qrels) == {"test", "train"} and len(everything.queries) == 3
     assert set(load_beir(folder, split="train").queries) == {"q3"}
@@ -148,16 +143,16 @@ def test_load_beir_splits(tmp_path):
 
 
 def test_load_beir_parent_folder_and_bad_files(tmp_path):
-    write_folder(tmp_path / "download" / "tiny", tiny_files())
+    write_files(tmp_path / "download" / "tiny", tiny_files())
     assert len(load_beir(tmp_path / "download").corpus) == 3  # the folder the zip was unpacked in
     files = tiny_files()
     files["corpus.jsonl"] += '{"_id": "d4", "title": "x", "text": \n'
     with pytest.raises(DatasetError, match=r"corpus.jsonl:4: not valid JSON"):
-        load_beir(write_folder(tmp_path / "broken", files))
+        load_beir(write_files(tmp_path / "broken", files))
     files = tiny_files()
     files["corpus.jsonl"] += json.dumps({"_id": "d1", "text": "again"}) + "\n"
     with pytest.raises(DatasetError, match=r"corpus.jsonl:4: document id 'd1' appears twice"):
-        load_beir(write_folder(tmp_path / "dup", files))
+        load_beir(write_files(tmp_path / "dup", files))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no corpus.jsonl"):
         load_beir(tmp_path / "empty")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from faultserver import FaultServer, Reply
+from conftest import write_files
 from ragkit.rerankers import (DEFAULT_CROSS_ENCODER, CrossEncoder, LocalReranker, bm25_within,
                            find_cross_encoder, local_reranker, maxsim)
 
@@ -99,13 +100,6 @@ def tiny():
     return files, weights
 
 
-def write_repo(folder: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    return folder
-
-
 # -- a fake hub on loopback -----------------------------------------------------------------------
 
 class FakeHub:
@@ -165,7 +159,7 @@ def ragkit_model_dir(repo: str = REPO_NAME) -> Path:
 
 def test_cross_encoder_scores_query_passage_pairs(tiny, tmp_path):
     files, weights = tiny
-    ce = CrossEncoder(write_repo(tmp_path, files), name="tiny")
+    ce = CrossEncoder(write_files(tmp_path, files), name="tiny")
     docs = ["Cats eat fish and meat.", "Stock prices fell.", "the dog"] * 7  # more than one batch
     logits = ce.logits("What do cats eat?", docs)
     expected = reference_logits(weights, files["tokenizer.json"].decode(), "What do cats eat?", docs)
@@ -178,14 +172,14 @@ def test_cross_encoder_scores_query_passage_pairs(tiny, tmp_path):
 
 
 def test_cross_encoder_truncates_long_pairs(tiny, tmp_path):
-    ce = CrossEncoder(write_repo(tmp_path, tiny[0]), max_length=12)
+    ce = CrossEncoder(write_files(tmp_path, tiny[0]), max_length=12)
     enc = ce.tokenizer.encode("what do cats eat", "fish " * 100)
     assert len(enc.ids) == 12 and enc.tokens[-1] == "[SEP]"
     assert np.isfinite(ce.score("what do cats eat", ["fish " * 100, "meat"])).all()
 
 
 def test_a_folder_is_used_as_is(tiny, tmp_path):
-    folder = write_repo(tmp_path / "my-model", tiny[0])
+    folder = write_files(tmp_path / "my-model", tiny[0])
     assert find_cross_encoder(str(folder)) == (folder, f"from {folder}")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -235,8 +229,8 @@ def test_spec_comes_from_the_environment(hub, monkeypatch, capsys):
 def test_finds_the_hugging_face_cache_layout(tiny, monkeypatch, tmp_path):
     # What huggingface_hub leaves behind: blobs, a snapshot per commit, refs/main naming the current one.
     root = tmp_path / "hf" / "hub" / f"models--{REPO_NAME.replace('/', '--')}"
-    write_repo(root / "snapshots" / "0ld", {"tokenizer.json": tiny[0]["tokenizer.json"]})  # incomplete
-    current = write_repo(root / "snapshots" / "c0ffee", tiny[0])
+    write_files(root / "snapshots" / "0ld", {"tokenizer.json": tiny[0]["tokenizer.json"]})  # incomplete
+    current = write_files(root / "snapshots" / "c0ffee", tiny[0])
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text("c0ffee")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -316,7 +310,7 @@ def test_a_corrupt_download_is_refused(hub):
 
 
 def test_an_unloadable_model_falls_back_with_the_reason(tiny, tmp_path, capsys):
-    folder = write_repo(tmp_path / "broken", {**tiny[0], "onnx/model.onnx": b"not an onnx file"})
+    folder = write_files(tmp_path / "broken", {**tiny[0], "onnx/model.onnx": b"not an onnx file"})
     chosen = local_reranker(str(folder))
     assert isinstance(chosen, LocalReranker)
     err = capsys.readouterr().err
