@@ -72,6 +72,31 @@ assert streamed.strip()
 assert set(data) == {"answer", "sources", "model_sources", "mode", "notes"} and data["answer"]
 assert all(1 <= n <= len(result.kept) for n in data["sources"])
 """,
+    "05-chunking.ipynb": """
+assert len(docs) == 26 and len(questions) == 62 == len(qrels)  # the slice and the "1 in 62" of the text
+assert len(runs) == len(rows) == 10 and all(list(r.index) == list(qrels) for r in runs.values())  # same questions
+frame = pd.DataFrame.from_dict(rows, orient="index")
+assert frame[["recall@5", "ndcg@10"]].stack().between(0, 1).all()
+assert (frame["index KB"] == frame["chunks"] * 384 * 4 / 1024).all()
+methods = frame.loc[list(CUTS)]
+assert (methods["recall@5"] >= 0.95).all() and methods["top-5 tokens"].idxmin() == "paragraph"
+assert rows["paragraph"]["chunks"] > 3 * rows["tokens 200/20"]["chunks"]
+assert sweep["chunks"].is_monotonic_decreasing and sweep["chunks"].is_unique
+assert sweep["top-5 tokens"].is_monotonic_increasing
+cut = sweep["cut at 256"]  # what the model truncates, counted with its tokenizer
+assert cut["tokens 512/51"] > 0 and cut["tokens 256/25"] > 0
+assert (cut[["tokens 64/6", "tokens 128/12", "tokens 200/20"]] == 0).all()
+over = sum(n + 2 > MAX_TOKENS for n in count_tokens([embedding_text(c) for c in long_windows]))
+assert len(caught) == 1 and str(caught[0].message).startswith(f"{over} of {len(long_windows)} texts are longer than 256")
+ndcg = sweep["ndcg@10"]
+assert max(ndcg["tokens 256/25"], ndcg["tokens 512/51"]) < ndcg[["tokens 64/6", "tokens 128/12", "tokens 200/20"]].min()
+assert within.loc[512].is_monotonic_decreasing and within.loc[256, 64] > within.loc[256, 512] + 0.5
+assert table(f"tokens 200/{o}" for o in OVERLAPS)["chunks"].is_monotonic_increasing
+for a, b in [("tokens 64/6", "tokens 512/51"), ("heading", "tokens 200/20")]:  # "neither gap is proven"
+    r = paired_test(runs[a]["ndcg@10"], runs[b]["ndcg@10"])
+    assert r.ci_low < 0 < r.ci_high, (a, b, r)
+assert n_pieces == 2083 and len(try_chunks) == 1 + math.ceil((n_pieces - 200) / 150) == 14  # the solution
+""",
     "07-production.ipynb": """
 assert {p.name for p in folder.iterdir()} == {"vectors.npy", "chunks.jsonl", "index.json"} and same
 assert update.embedded == 1 and update.cached == len(chunks) - 1
