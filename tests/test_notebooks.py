@@ -97,6 +97,16 @@ for a, b in [("tokens 64/6", "tokens 512/51"), ("heading", "tokens 200/20")]:  #
     assert r.ci_low < 0 < r.ci_high, (a, b, r)
 assert n_pieces == 2083 and len(try_chunks) == 1 + math.ceil((n_pieces - 200) / 150) == 14  # the solution
 """,
+    "06-evaluation.ipynb": """
+assert toy.loc["q", "recall@2"] == 0.5 and toy.loc["q", "mrr@10"] == 0.5 and abs(toy.loc["q", "ndcg@10"] - by_hand) < 1e-9
+assert len(scores["reranked"]) == len(scores["embedding only"]) == len(questions) >= 150
+assert summary(scores["reranked"])["ndcg@10"] > summary(scores["embedding only"])["ndcg@10"]
+assert test.n == len(questions) and test.ci_low <= test.mean_diff <= test.ci_high
+assert test.p_value < 0.05 and test.ci_low > 0  # the chapter's conclusion
+assert wins > losses
+assert len(answers) == 12 and set(answers["mode"]) <= {"generated", "checked", "extractive", "not_in_context"}
+assert answerable["cites a relevant topic"].mean() >= 0.5
+""",
     "07-production.ipynb": """
 assert {p.name for p in folder.iterdir()} == {"vectors.npy", "chunks.jsonl", "index.json"} and same
 assert update.embedded == 1 and update.cached == len(chunks) - 1
