@@ -135,8 +135,9 @@ class LocalBackend:
         return getattr(self.reranker, "default_threshold", None)
 
     def describe(self) -> str:
-        return (f"local backend, offline: embeddings {self.embedding_model}, "
-                f"chat {self.chat_model}, rerank chosen on first use")
+        rerank = (self._reranker.name if self._reranker is not None else
+                  "a cross-encoder if one is on disk or downloadable, else local/minilm-maxsim+lexical")
+        return f"local backend: embeddings {self.embedding_model}, chat {self.chat_model}, rerank {rerank}"
 
     def _count(self, usage: Usage) -> Usage:
         with self._lock:
