@@ -2,6 +2,7 @@
 
     ragkit index [PATH ...]        chunk and embed files or folders (default: the demo corpus)
     ragkit ask "question"          answer from the index, with cited sources and stage timings
+    ragkit eval --dataset DIR      compare retrieval configurations on a labelled BEIR dataset
     ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
     ragkit warmup                  load every model once (before a workshop)
 """
@@ -89,6 +90,30 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from .benchmark import benchmark_beir, parse_configs
+    from .datasets import BEIR_MD5, DatasetError, DatasetUnavailable
+
+    where = Path(args.dataset)
+    if not where.exists() and args.dataset not in BEIR_MD5:
+        print(f"ragkit: eval: no dataset folder at {where} (working directory: {Path.cwd()}); pass a BEIR "
+              f"folder (corpus.jsonl, queries.jsonl, qrels/) or a BEIR name such as 'scifact'", file=sys.stderr)
+        return 1
+    try:
+        report = benchmark_beir(args.dataset, split=args.split, configs=parse_configs(args.configs),
+                                rerank_top=args.k)
+        paths = report.write_runs(args.run_dir) if args.run_dir else []
+    except (DatasetError, DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"ragkit: eval: {exc}", file=sys.stderr)
+        return 1
+    if paths:
+        print(f"ragkit: wrote {len(paths)} run files (top 100 per query) to {args.run_dir}", file=sys.stderr)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report)
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .local import LocalBackend
     from .server import serve
@@ -128,6 +153,16 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")
     a.add_argument("--no-rerank", action="store_true", help="use embedding order only")
     a.set_defaults(run=cmd_ask)
+
+    e = sub.add_parser("eval", help="compare retrieval configurations on a BEIR dataset")
+    e.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or name")
+    e.add_argument("--split", default="test", help="which qrels/{split}.tsv to score (default test)")
+    e.add_argument("--configs", default=None, help="comma-separated, from dense,bm25,hybrid,dense+rerank,"
+                   "bm25+rerank,hybrid+rerank (default: all)")
+    e.add_argument("--run-dir", type=Path, default=None, help="write one TREC run file per configuration here")
+    e.add_argument("--json", action="store_true", help="print the table as a JSON list")
+    e.add_argument("--k", type=int, default=20, help="candidates reranked per query (default 20, as ask)")
+    e.set_defaults(run=cmd_eval)
 
     s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)")
     s.add_argument("--host", default="127.0.0.1")

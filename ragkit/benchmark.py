@@ -1,0 +1,519 @@
+"""Benchmark: retrieval configurations compared on labelled queries, the code behind `ragkit eval`.
+
+Six configurations, each scored per query by `ragkit.evaluate` (nDCG@10, recall@100, MRR@10):
+
+- `dense`: cosine similarity of embeddings over the whole index (`ragkit.index.VectorIndex`)
+- `bm25`: BM25 over words (`ragkit.lexical.BM25Index`)
+- `hybrid`: the dense and BM25 top 100, fused by normalised score fusion (`ragkit.hybrid.score_fusion`)
+- `dense+rerank`, `bm25+rerank`, `hybrid+rerank`: that configuration's top N (default 20) reordered
+  by the reranker (offline: `local/minilm-maxsim+lexical`), the rest of its top 100 after them in
+  their first-stage order. `dense+rerank` with N = 20 is what `ragkit ask` and the notebooks do: the
+  one configuration marked `default`.
+
+Each configuration returns its top 100 chunks per query; a document scores as its best chunk
+(`evaluate.run_from_hits`' rule), since the judgements are about documents.
+
+Caches, under `$RAGKIT_CACHE_DIR` (default ~/.cache/ragkit), so a second run skips the model work:
+- corpus embeddings: `EmbeddingCache` (384 float32 = 1.5 KB per chunk);
+- the reranker's per-(query, passage) numbers: `PairCache` (`rerank-pairs.sqlite`). For the offline
+  reranker these are the two features that need the model, cosine and MaxSim (two float64 under a
+  16-byte key: about 45 bytes a pair on disk, 450 KB for SciFact's 10,281 pairs); the others depend
+  on the whole candidate set (BM25 within the candidates, gaps to the best) and are recomputed, in
+  milliseconds. Nothing is kept per chunk (per-token vectors would be about 200 KB a chunk).
+
+The reranker reads what the retrievers read (`lexical.indexed_text`: the title line, then the text),
+as it did when its weights were fitted.
+
+Queries/s is what one query costs in this process without any cache: the queries are embedded
+afresh (batched) and searched; reranking is timed on `TIMING_QUERIES` queries with caches off (the
+MiniLM pass over their N candidates, as `ragkit ask` pays it) and added per query.
+
+>>> report = benchmark_beir("../shared/data/scifact")                 # doctest: +SKIP
+>>> print(report)                                                     # doctest: +SKIP
+>>> report.paired("hybrid", "dense")                                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import re
+import sqlite3
+import sys
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import rerankers
+from .cache import EmbeddingCache, default_cache_dir
+from .chunking import Chunk
+from .evaluate import PairedResult, evaluate, paired_test, write_trec_run
+from .hybrid import score_fusion
+from .index import VectorIndex
+from .lexical import B, K1, STEMMER, BM25Index, as_chunks, indexed_text
+from .pipeline import ask
+
+__all__ = ["CONFIGS", "DEFAULT_CONFIG", "DEPTH", "METRICS", "PairCache", "Report", "benchmark",
+           "benchmark_beir", "parse_configs"]
+
+CONFIGS = ("dense", "bm25", "hybrid", "dense+rerank", "bm25+rerank", "hybrid+rerank")
+DEFAULT_CONFIG = "dense+rerank"
+ASK_K = inspect.signature(ask).parameters["k_retrieve"].default  # what `ragkit ask` reranks: 20
+DEPTH = 100  # chunks per query in each ranking and run file
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+TIMING_QUERIES = 5
+
+
+def parse_configs(spec: str | Sequence[str] | None) -> list[str]:
+    """Return the configuration names of a comma-separated list (None: all), checked, in table order.
+
+    >>> parse_configs("bm25, dense+rerank")
+    ['bm25', 'dense+rerank']
+    """
+    if spec is None:
+        return list(CONFIGS)
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or not names:
+        raise ValueError(f"unknown configuration {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"choose from {','.join(CONFIGS)}")
+    return [c for c in CONFIGS if c in names]
+
+
+# --------------------------------------------------------------------------------------------------
+# The reranker's per-pair work, on disk
+
+
+class PairCache:
+    """A SQLite file mapping (model, query, passage) to a few float64 numbers a reranker computed.
+
+    The key is the first 16 bytes of sha256(model, query, passage); a row is about 45 bytes on disk.
+    A damaged file is set aside with a warning and a new one started.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_cache_dir() / "rerank-pairs.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            warnings.warn(f"reranker cache {self.path} is unreadable ({exc}); moved it to {aside} and "
+                          "started an empty one", stacklevel=2)
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS pairs (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        db.execute("PRAGMA quick_check").fetchone()
+        return db
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+
+    @staticmethod
+    def key(model: str, query: str, passage: str) -> bytes:
+        return hashlib.sha256(f"{model}\x00{query}\x00{passage}".encode("utf-8", "surrogatepass")).digest()[:16]
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Return the cached values of the keys that are cached."""
+        found = {}
+        for start in range(0, len(keys), 500):
+            part = list(keys[start : start + 500])
+            rows = self._db.execute(f"SELECT key, value FROM pairs WHERE key IN ({','.join('?' * len(part))})",
+                                    part).fetchall()
+            found.update((k, np.frombuffer(v, dtype=np.float64)) for k, v in rows if len(v) % 8 == 0)
+        return found
+
+    def put(self, items: dict[bytes, np.ndarray]) -> None:
+        """Store values in one transaction."""
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?)",
+                                 [(k, np.asarray(v, dtype=np.float64).tobytes()) for k, v in items.items()])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedReranker:
+    """Scores candidates exactly as `reranker.score(query, docs)` does, with the per-pair work cached.
+
+    Call `prepare(pairs)` once with every (query, passage) pair to be scored: missing pairs are
+    computed passage by passage (each passage through the model once, whatever number of queries it
+    is a candidate for) and stored; `score` then only assembles. A reranker of an unknown kind is
+    called directly, uncached.
+    """
+
+    def __init__(self, reranker, cache: PairCache | None):
+        self.reranker, self.cache = reranker, cache
+        if isinstance(reranker, rerankers.LocalReranker):
+            if rerankers.FEATURES != ("cosine", "maxsim", "cosine_gap", "maxsim_gap", "bm25_rel"):
+                raise RuntimeError("ragkit.rerankers.FEATURES changed; update benchmark._local_scores")
+            self.kind, self.model = "local", f"{reranker.name}|{reranker.embedder.name}|cosine,maxsim"
+        elif isinstance(reranker, rerankers.CrossEncoder):  # one score per pair, nothing shared
+            self.kind, self.model = "pairwise", f"{reranker.name}|score"
+        else:
+            self.kind, self.model = "plain", reranker.name
+        self.values: dict[bytes, np.ndarray] = {}
+        self.computed = self.reused = 0
+
+    def prepare(self, pairs: Sequence[tuple[str, str]], progress: bool = True) -> None:
+        if self.kind == "plain":
+            return
+        keys = {PairCache.key(self.model, q, d): (q, d) for q, d in pairs}
+        found = self.cache.get(list(keys)) if self.cache is not None else {}
+        self.values.update(found)
+        missing = [pair for key, pair in keys.items() if key not in found]
+        self.reused += len(keys) - len(missing)
+        if not missing:
+            return
+        compute = self._local_pairs if self.kind == "local" else self._pairwise
+        for batch in compute(missing, progress):
+            self.values.update(batch)
+            self.computed += len(batch)
+            if self.cache is not None:
+                self.cache.put(batch)
+
+    def _local_pairs(self, pairs, progress):
+        # Each passage's token vectors once (float16, as LocalReranker keeps them), against each of the
+        # queries it is a candidate for; batches of passages of similar length.
+        embedder = self.reranker.embedder
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        qtok = dict(zip(queries, (v.astype(np.float16) for v in embedder.token_vectors(queries))))
+        by_doc: dict[str, list[str]] = defaultdict(list)
+        for q, d in pairs:
+            by_doc[d].append(q)
+        docs = sorted(by_doc, key=len)
+        bar = _bar(progress, len(docs), "reranker: passages", "passage")
+        try:
+            for start in range(0, len(docs), 64):
+                part = docs[start : start + 64]
+                dtok = dict(zip(part, (v.astype(np.float16) for v in embedder.token_vectors(part))))
+                by_query: dict[str, list[str]] = defaultdict(list)
+                for d in part:
+                    for q in by_doc[d]:
+                        by_query[q].append(d)
+                batch = {}
+                for q, ds in by_query.items():
+                    toks = [dtok[d] for d in ds]
+                    values = np.stack([rerankers._mean_cosine(qtok[q], toks), rerankers.maxsim(qtok[q], toks)], axis=1)
+                    batch.update((PairCache.key(self.model, q, d), v) for d, v in zip(ds, values))
+                yield batch
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _pairwise(self, pairs, progress):
+        by_query: dict[str, list[str]] = defaultdict(list)
+        for q, d in pairs:
+            by_query[q].append(d)
+        bar = _bar(progress, len(pairs), "reranker: pairs", "pair")
+        try:
+            for q, ds in by_query.items():
+                scores = np.asarray(self.reranker.score(q, ds), dtype=np.float64)
+                yield {PairCache.key(self.model, q, d): s[None] for d, s in zip(ds, scores)}
+                if bar is not None:
+                    bar.update(len(ds))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
+        """Return each doc's reranker score for `query` (pairs must have been prepared)."""
+        docs = list(docs)
+        if self.kind == "plain" or not docs:
+            return np.asarray(self.reranker.score(query, docs), dtype=np.float64)
+        values = np.stack([self.values[PairCache.key(self.model, query, d)] for d in docs])
+        if self.kind == "pairwise":
+            return values[:, 0]
+        return _local_scores(values[:, 0], values[:, 1], query, docs)
+
+    def seconds_per_query(self, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> float:
+        """Return the mean time the reranker takes for one query's candidates, with no cache at all."""
+        fresh = self.reranker
+        if self.kind == "local":
+            fresh = dataclasses.replace(self.reranker, cache_mb=0)  # its token-vector cache off
+        fresh.score(queries[0], list(candidates[0][:1]))  # load the model outside the timing
+        start = time.perf_counter()
+        for q, docs in zip(queries, candidates):
+            fresh.score(q, list(docs))
+        return (time.perf_counter() - start) / max(1, len(queries))
+
+
+def _local_scores(cosine: np.ndarray, maxsim: np.ndarray, query: str, docs: Sequence[str]) -> np.ndarray:
+    # LocalReranker.score from its two per-pair features; the rest is over the candidate set
+    # (`rerankers.features`). tests/test_eval_cli.py checks both agree.
+    bm = rerankers.bm25_within(query, docs)
+    x = np.stack([cosine, maxsim, cosine - cosine.max(), maxsim - maxsim.max(), bm / max(bm.max(), 1e-9)], axis=1)
+    return rerankers._sigmoid(x @ rerankers.WEIGHTS + rerankers.BIAS)
+
+
+def _bar(progress: bool, total: int, desc: str, unit: str):
+    if not progress or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class Report:
+    """Per configuration: mean metrics and queries/s (`table`), per-query metrics, and the runs.
+
+    `table` has one row per configuration (index `config`) and columns nDCG@10, recall@100, MRR@10
+    (as `METRICS`), `qps` and `default`. `runs[config]` is `{qid: {doc id: score}}`, top 100;
+    `rankings[config]` the same as arrays of chunk positions and scores, one row per `qids` entry.
+    """
+
+    name: str
+    table: pd.DataFrame
+    per_query: dict[str, pd.DataFrame]
+    runs: dict[str, dict[str, dict[str, float]]]
+    info: dict = field(default_factory=dict)
+    retrievers: dict = field(default_factory=dict, repr=False)  # the VectorIndex, BM25Index, reranker
+    rankings: dict = field(default_factory=dict, repr=False)  # config -> (chunk indices, scores), queries x 100
+    qids: list = field(default_factory=list, repr=False)  # the rows of the rankings
+    queries: list = field(default_factory=list, repr=False)  # their texts
+    qrels: dict = field(default_factory=dict, repr=False)  # the judgements scored against
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the table (a copy), for a notebook."""
+        return self.table.copy()
+
+    def to_json(self) -> list[dict]:
+        """Return the table as a list of objects: config, ndcg@10, recall@100, mrr@10, qps, default."""
+        return [{"config": config, **{m: round(float(row[m]), 4) for m in METRICS},
+                 "qps": round(float(row["qps"]), 2), "default": bool(row["default"])}
+                for config, row in self.table.iterrows()]
+
+    def paired(self, a: str, b: str = "dense", metric: str = "ndcg@10", **options) -> PairedResult:
+        """Return the paired test of configuration a against b on `metric`, over the same queries."""
+        for c in (a, b):
+            if c not in self.per_query:
+                raise ValueError(f"{c!r} was not run; this report has {', '.join(self.per_query)}")
+        return paired_test(self.per_query[a][metric], self.per_query[b][metric], **options)
+
+    def write_runs(self, folder: str | Path) -> list[Path]:
+        """Write one TREC run file per configuration, `{folder}/{config}.trec`, top 100 per query."""
+        return [write_trec_run(run, Path(folder) / f"{config}.trec", tag=config, depth=DEPTH)
+                for config, run in self.runs.items()]
+
+    def __str__(self) -> str:
+        i = self.info
+        parts = []
+        if i.get("embedding_model") and self.table.index.str.match("dense|hybrid").any():
+            parts.append(f"embeddings {i['embedding_model']}")
+        if self.table.index.str.match("bm25|hybrid").any():
+            parts.append(f"BM25 k1={i['bm25']['k1']} b={i['bm25']['b']}, stemmer {i['bm25']['stemmer']}")
+        if i.get("reranker"):
+            parts.append(f"reranker {i['reranker']} on the top {i['reranked']}")
+        lines = [f"{self.name}: {i['queries']:,} queries, {i['documents']:,} documents"
+                 + (f" ({i['chunks']:,} chunks)" if i["chunks"] != i["documents"] else ""),
+                 "; ".join(parts), "",
+                 f"{'config':16s} {'nDCG@10':>8s} {'recall@100':>10s} {'MRR@10':>7s} {'queries/s':>10s}"]
+        for config, row in self.table.iterrows():
+            mark = " *" if row["default"] else ""
+            lines.append(f"{config + mark:16s} {row['ndcg@10']:8.4f} {row['recall@100']:10.4f} "
+                         f"{row['mrr@10']:7.4f} {row['qps']:10.1f}")
+        if self.table["default"].any():
+            lines.append(f"* the default of `ragkit ask` and the notebooks: dense top {ASK_K}, reranked")
+        elif DEFAULT_CONFIG in self.table.index:
+            lines.append(f"(no row is the default: `ragkit ask` reranks the dense top {ASK_K})")
+        if i.get("rerank_seconds") is not None:
+            lines.append(f"queries/s without caches; reranking the top {i['reranked']} timed at "
+                         f"{i['rerank_seconds'] * 1000:.0f} ms a query ({i['timing_queries']} queries)")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the configurations
+
+
+def _embed_corpus(chunks: list[Chunk], texts: list[str], backend, cache: EmbeddingCache, progress: bool,
+                  info: dict) -> VectorIndex:
+    """Return the vector index of the texts, embedded through the cache; note what it cost in `info`."""
+    with warnings.catch_warnings(record=True) as caught:  # one line below, not a warning per batch
+        warnings.simplefilter("always")
+        embedded = cache.embed(backend, texts, progress=progress)
+    long, limit = 0, ""
+    for w in caught:
+        if m := re.match(r"(\d+) of \d+ texts are longer than (\d+)", str(w.message)):
+            long, limit = long + int(m.group(1)), m.group(2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if long and progress:
+        print(f"ragkit: {long:,} of the {embedded.embedded:,} passages embedded are longer than the model "
+              f"reads ({limit} word pieces): it embedded their beginning (as BEIR's published runs do)",
+              file=sys.stderr)
+    info.update(embedded=embedded.embedded, embeddings_cached=embedded.cached)
+    return VectorIndex(embedded.vectors, chunks, embedded.model)
+
+
+def _embed_queries(backend, index: VectorIndex, texts: list[str]) -> np.ndarray:
+    # In batches, each checked against the index's model (EmbeddingModelMismatch otherwise).
+    return np.vstack([index.check_query(backend.embed(texts[s : s + 64])) for s in range(0, len(texts), 64)])
+
+
+def _search_dense(index: VectorIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = [index.search_vectors(queries[s : s + 256], k) for s in range(0, len(queries), 256)]
+    return np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+
+
+def _rerank(first: tuple[np.ndarray, np.ndarray], n: int, queries: list[str], texts: list[str],
+            scorer: CachedReranker) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder each row's top n by the reranker; the rest keeps its order, scored below them all."""
+    indices, _ = first
+    out_i = indices.copy()
+    out_s = np.zeros(indices.shape)
+    for row, (query, ranked) in enumerate(zip(queries, indices)):
+        candidates = ranked[:n]
+        s = scorer.score(query, [texts[i] for i in candidates])
+        order = np.lexsort((np.arange(len(s)), -s))  # best first, ties keep the first-stage order
+        out_i[row, : len(s)] = candidates[order]
+        out_s[row, : len(s)] = s[order]
+        out_s[row, len(s):] = s.min() - np.arange(1, indices.shape[1] - len(s) + 1)
+    return out_i, out_s
+
+
+def _doc_run(qids: list[str], ranking: tuple[np.ndarray, np.ndarray], chunks: list[Chunk]) -> dict:
+    """Return {qid: {doc id: score}}: each document at its best chunk's score (rows are best first)."""
+    run = {}
+    for qid, row_i, row_s in zip(qids, *ranking):
+        docs: dict[str, float] = {}
+        for i, s in zip(row_i, row_s):
+            docs.setdefault(chunks[i].doc_id, float(s))
+        run[qid] = docs
+    return run
+
+
+def benchmark(chunks: Sequence[Chunk], queries: dict[str, str], qrels: dict[str, dict[str, int]],
+              configs: Sequence[str] | str | None = None, *, name: str = "benchmark", backend=None,
+              reranker=None, cache: EmbeddingCache | None = None, pair_cache: PairCache | None = None,
+              rerank_top: int = ASK_K, text: Callable[[Chunk], str] = indexed_text,
+              progress: bool = True) -> Report:
+    """Return the report of each configuration on the queries: metrics, queries/s, per-query scores, runs.
+
+    `chunks` (or Documents, one chunk each) are what is searched; `queries` {qid: text} and `qrels`
+    {qid: {doc id: grade}} judge documents (`chunk.doc_id`). `backend` embeds (default: the local
+    models), `reranker` reranks (default: the offline `local/minilm-maxsim+lexical`), `text(chunk)` is
+    what all of them read. `cache`/`pair_cache` default to ragkit's caches; `progress` shows tqdm
+    bars on stderr for the long steps (embedding the corpus, the reranker's model pass).
+
+    >>> report = benchmark(chunks, {"q1": "what is BM25?"}, {"q1": {"bm25-doc": 1}})   # doctest: +SKIP
+    """
+    configs = parse_configs(configs)
+    if rerank_top < 1:
+        raise ValueError(f"the number of candidates to rerank must be at least 1, got {rerank_top}")
+    chunks = as_chunks(chunks)
+    if not chunks:
+        raise ValueError("no documents to search: the corpus is empty")
+    qids = [q for q in qrels if q in queries]
+    if not qids:
+        raise ValueError("no judged queries: none of the qrels' query ids is among the queries")
+    query_texts = [queries[q] for q in qids]
+    qrels = {q: qrels[q] for q in qids}
+    texts = [text(c) for c in chunks]
+    bases = {c.split("+")[0] for c in configs}
+    need_dense, need_bm25 = bases & {"dense", "hybrid"}, bases & {"bm25", "hybrid"}
+    depth = min(DEPTH, len(chunks))
+    seconds: dict[str, float] = {}
+    info: dict = {"queries": len(qids), "documents": len({c.doc_id for c in chunks}), "chunks": len(chunks)}
+    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    retrievers: dict = {}
+    embedder = None
+    if need_dense or any(c.endswith("+rerank") for c in configs):
+        if backend is None:
+            from .local import LocalBackend
+
+            backend = LocalBackend()
+        embedder = getattr(backend, "embedder", None)
+
+    if need_dense:
+        start = time.perf_counter()
+        index = _embed_corpus(chunks, texts, backend, cache or EmbeddingCache(), progress, info)
+        seconds["embed corpus"] = time.perf_counter() - start
+        retrievers["dense"] = index
+        start = time.perf_counter()
+        rankings["dense"] = _search_dense(index, _embed_queries(backend, index, query_texts), depth)
+        seconds["dense"] = time.perf_counter() - start
+    if need_bm25:
+        start = time.perf_counter()
+        bm25 = BM25Index(k1=K1, b=B, stemmer=STEMMER, text=text).fit(chunks)
+        seconds["index bm25"] = time.perf_counter() - start
+        retrievers["bm25"] = bm25
+        start = time.perf_counter()
+        rankings["bm25"] = bm25.search_arrays(query_texts, depth)
+        seconds["bm25"] = time.perf_counter() - start
+    if "hybrid" in bases:
+        start = time.perf_counter()
+        rankings["hybrid"] = score_fusion([rankings["dense"], rankings["bm25"]])
+        seconds["hybrid"] = time.perf_counter() - start + seconds["dense"] + seconds["bm25"]
+
+    rerank_seconds = None
+    reranked = [c for c in configs if c.endswith("+rerank")]
+    if reranked:
+        if reranker is None:
+            reranker = rerankers.LocalReranker(embedder or rerankers.LocalEmbedder())
+        retrievers["reranker"] = reranker
+        scorer = CachedReranker(reranker, pair_cache if pair_cache is not None else PairCache())
+        n = min(rerank_top, depth)
+        pairs = {(q, texts[i]) for c in reranked for q, row in zip(query_texts, rankings[c.split("+")[0]][0])
+                 for i in row[:n]}
+        start = time.perf_counter()
+        scorer.prepare(sorted(pairs), progress=progress)
+        seconds["reranker features"] = time.perf_counter() - start
+        sample = sorted(set(np.linspace(0, len(qids) - 1, min(TIMING_QUERIES, len(qids))).astype(int)))
+        first = rankings[reranked[0].split("+")[0]][0]
+        rerank_seconds = scorer.seconds_per_query([query_texts[j] for j in sample],
+                                                  [[texts[i] for i in first[j, :n]] for j in sample])
+        for c in reranked:
+            rankings[c] = _rerank(rankings[c.split("+")[0]], n, query_texts, texts, scorer)
+
+    default = DEFAULT_CONFIG if rerank_top == ASK_K else None
+    rows, per_query, runs = [], {}, {}
+    for c in configs:
+        runs[c] = _doc_run(qids, rankings[c], chunks)
+        per_query[c] = evaluate(qrels, runs[c], METRICS)
+        spent = seconds[c.split("+")[0]] + (len(qids) * rerank_seconds if c.endswith("+rerank") else 0.0)
+        rows.append({"config": c, **per_query[c].mean().to_dict(), "qps": len(qids) / max(spent, 1e-9),
+                     "default": c == default})
+    table = pd.DataFrame(rows).set_index("config")
+    info.update(embedding_model=getattr(backend, "embedding_model", None),
+                bm25={"k1": K1, "b": B, "stemmer": STEMMER}, reranker=getattr(reranker, "name", None),
+                rerank_top=rerank_top, rerank_seconds=rerank_seconds, seconds=seconds)
+    if reranked:
+        info.update(pairs_computed=scorer.computed, pairs_cached=scorer.reused, reranked=n,
+                    timing_queries=len(sample))
+    return Report(name, table, per_query, runs, info, retrievers, rankings, qids, query_texts, qrels)
+
+
+def benchmark_beir(path_or_name: str | Path, split: str = "test", configs: Sequence[str] | str | None = None,
+                   **options) -> Report:
+    """Return the report of each configuration on a BEIR dataset (a folder, or a name to download).
+
+    Each document is one chunk (title and text, of which the embedding model reads the first 256
+    word pieces, as in BEIR's published runs). `options` as for `benchmark`.
+
+    >>> print(benchmark_beir("../shared/data/scifact", configs="bm25,hybrid"))   # doctest: +SKIP
+    """
+    from .datasets import load_beir
+
+    ds = load_beir(path_or_name, split=split, progress=options.get("progress", True))
+    return benchmark(as_chunks(ds.documents()), ds.queries, ds.qrels[split], configs,
+                     name=f"{ds.name} ({split})", **options)
