@@ -16,7 +16,7 @@ from typing import Sequence
 
 from .backends import Backend, Usage
 from .generate import Answer, generate
-from .index import Hit, VectorIndex
+from .index import Hit, VectorIndex, embedding_text
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def rerank(question: str, hits: Sequence[Hit], backend: Backend, top_n: int | No
     hits = list(hits)
     if not hits:
         return []
-    ranked = backend.rerank(question, [h.chunk.text for h in hits], top_n=top_n)
+    # the title line as well as the text, as embedded: the offline reranker was fitted on that
+    ranked = backend.rerank(question, [embedding_text(h.chunk) for h in hits], top_n=top_n)
     return [Hit(hits[r.index].chunk, r.relevance_score, rank)
             for rank, r in enumerate(ranked.results, start=1)]
 

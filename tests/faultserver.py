@@ -1,7 +1,7 @@
 """A small HTTP server on loopback that answers each request as a test scripts it, faults included.
 
 >>> server = FaultServer().start()
->>> server.push(Reply(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "0"}),
+>>> _ = server.push(Reply(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "0"}),
 ...             Reply(200, {"data": []}))
 >>> # ... point a client at server.url; then look at server.requests
 >>> server.shutdown()
