@@ -104,6 +104,8 @@ assert summary(scores["reranked"])["ndcg@10"] > summary(scores["embedding only"]
 assert test.n == len(questions) and test.ci_low <= test.mean_diff <= test.ci_high
 assert test.p_value < 0.05 and test.ci_low > 0  # the chapter's conclusion
 assert wins > losses
+assert set(scores) == {"embedding only", "reranked", "BM25", "hybrid"}
+assert summary(scores["hybrid"])["ndcg@10"] >= max(summary(scores["BM25"])["ndcg@10"], summary(scores["embedding only"])["ndcg@10"]) - 0.01
 assert len(answers) == 12 and set(answers["mode"]) <= {"generated", "checked", "extractive", "not_in_context"}
 assert answerable["cites a relevant topic"].mean() >= 0.5
 """,
