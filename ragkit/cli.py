@@ -16,6 +16,8 @@ from pathlib import Path
 from .chunking import DEFAULT_MAX_TOKENS
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
+STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
+              "(default: $RAGKIT_STORE, else --index)")
 
 
 def default_index_dir() -> Path:
@@ -31,21 +33,19 @@ def _demo_paths() -> list[Path]:
 
 
 def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
-    """Chunk, embed (through the cache) and save an index; return it."""
-    from .cache import EmbeddingCache
+    """Chunk, embed (through the cache) and write the chunks to a store (folder or database); return it."""
     from .chunking import chunk_documents, load_documents
-    from .index import VectorIndex, embedding_text
+    from .stores import describe, open_store, sync
 
     docs = load_documents(paths)
     options = {"size": max_tokens} if method == "tokens" else {"max_tokens": max_tokens}
     chunks = chunk_documents(docs, method=method, **options)
     if not chunks:
         raise ValueError("no chunks to index: the documents are empty")
-    result = EmbeddingCache().embed(backend, [embedding_text(c) for c in chunks])
-    index = VectorIndex(result.vectors, chunks, result.model)
-    index.save(index_dir)
+    index = open_store(index_dir)
+    result = sync(index, chunks, backend)
     print(f"indexed {len(docs)} documents as {len(chunks)} chunks with {index.model} ({index.dim}-d): "
-          f"{result.embedded} embedded now, {result.cached} from the cache -> {index_dir}", file=sys.stderr)
+          f"{result.embedded} embedded now, {result.cached} from the cache -> {describe(index)}", file=sys.stderr)
     return index
 
 
@@ -56,22 +56,21 @@ def cmd_index(args) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         sys.exit(f"ragkit: no such file or folder: {', '.join(missing)}")
-    build(paths, args.index, args.method, args.max_tokens, backend())
+    build(paths, args.store or args.index, args.method, args.max_tokens, backend())
     return 0
 
 
 def cmd_ask(args) -> int:
     from .backends import backend
-    from .index import VectorIndex
     from .pipeline import ask
+    from .stores import describe, open_store
 
+    index = open_store(args.store or args.index)  # first: a store that is down fails before models load
     chosen = backend()
-    if (args.index / "index.json").exists():
-        index = VectorIndex.load(args.index)
-    else:
-        print(f"ragkit: no index at {args.index} yet; building one from the demo corpus first",
+    if not len(index):
+        print(f"ragkit: no index at {describe(index)} yet; building one from the demo corpus first",
               file=sys.stderr)
-        index = build(_demo_paths(), args.index, "heading", DEFAULT_MAX_TOKENS, chosen)
+        index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
                  threshold=args.threshold, use_rerank=not args.no_rerank)
     answer = result.answer
@@ -141,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("index", help="chunk and embed documents into an index")
     i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
     i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
+    i.add_argument("--store", default=os.environ.get("RAGKIT_STORE"), help=STORE_HELP)
     i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"])
     i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="chunk size limit in word pieces")
     i.set_defaults(run=cmd_index)
@@ -148,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="answer a question from the index")
     a.add_argument("question")
     a.add_argument("--index", type=Path, default=default_index_dir())
+    a.add_argument("--store", default=os.environ.get("RAGKIT_STORE"), help=STORE_HELP)
     a.add_argument("-k", type=int, default=20, help="candidates retrieved (default 20)")
     a.add_argument("--keep", type=int, default=5, help="sources given to the model (default 5)")
     a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")

@@ -1,0 +1,213 @@
+"""The index in Milvus: Milvus Lite in a local file, or a Milvus server / cluster by URL, same code.
+
+Needs `pip install "ragkit[milvus]"` (pymilvus and milvus-lite):
+
+>>> store = MilvusStore("rag.db")                       # Milvus Lite: a local file (a folder)  # doctest: +SKIP
+>>> store = MilvusStore("http://milvus.example:19530", token="user:password")              # doctest: +SKIP
+>>> sync(store, chunks, backend)                        # from ragkit.stores                  # doctest: +SKIP
+
+One collection (`ragkit_chunks` unless you name another) holds the chunk's fields and its vector,
+keyed by chunk id, so writing a chunk again replaces it (`upsert`): an interrupted build can simply
+be run again. The embedding model's name is kept in the collection's properties, the dimension in
+its schema. The vector index is HNSW (`ann=True`) or FLAT, an exact scan (`ann=False`), chosen when
+the collection is created; inner product of unit vectors is the cosine similarity.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from typing import Callable, Sequence
+
+from .backends import Embeddings
+from .chunking import Chunk
+from .index import Hit
+from .stores import (CHUNK_FIELDS, StoreError, StoreUnavailable, batches, check_model, check_where, chunk_rows, dedupe,
+                     redact)
+
+MODEL_PROPERTY = "ragkit.model"
+TEXT_BYTES = 65_535  # Milvus's longest VARCHAR
+# "Session": a client sees its own writes at once, and otherwise does not wait for the server's clock
+# ("Strong" makes every search on a Milvus server wait for the next time tick, a few hundred ms).
+CONSISTENCY = "Session"
+
+
+class MilvusStore:
+    """Chunks and their vectors in a Milvus collection; HNSW or exact search, filtered by metadata."""
+
+    def __init__(self, uri: str, collection: str = "ragkit_chunks", *, ann: bool = True, ef: int = 100,
+                 m: int = 16, ef_construction: int = 200, token: str = "", timeout: float = 10):
+        from pymilvus import MilvusClient
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection):
+            raise ValueError(f"collection name {collection!r}: use letters, digits and _")
+        self.url = uri if "://" in uri else f"milvus://{uri}"  # how it is shown: Lite is a local file
+        self.collection = collection
+        self.ann, self.ef, self.m, self.ef_construction = ann, ef, m, ef_construction
+        try:
+            self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
+        except Exception as exc:  # pymilvus raises its own exceptions, and grpc's
+            raise StoreUnavailable(f"cannot connect to Milvus at {redact(uri)}: {_reason(exc)}; is the server "
+                                   f"running and the URL right?") from None
+        with self._errors():
+            self._read_model()
+
+    def __repr__(self) -> str:
+        return (f"MilvusStore({redact(self.url)!r}, collection={self.collection!r}, {len(self)} chunks, "
+                f"model={self.model!r}, {'HNSW' if self.ann else 'exact'})")
+
+    def __len__(self) -> int:
+        if self.model is None:
+            return 0
+        with self._errors():
+            rows = self.client.query(self.collection, filter="", output_fields=["count(*)"],
+                                     consistency_level=CONSISTENCY)
+        return int(rows[0]["count(*)"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextmanager
+    def _errors(self):
+        from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+        try:
+            yield
+        except MilvusUnavailableException as exc:
+            raise StoreUnavailable(f"lost the connection to Milvus at {redact(self.url)}: {_reason(exc)}") from None
+        except MilvusException as exc:
+            raise StoreError(f"Milvus at {redact(self.url)}: {_reason(exc)}") from None
+
+    def _read_model(self) -> None:
+        self.model = self.dim = None
+        if not self.client.has_collection(self.collection):
+            return
+        self.client.load_collection(self.collection)  # a collection is searched in memory: load it
+        info = self.client.describe_collection(self.collection)
+        vector = next(f for f in info["fields"] if f["name"] == "vector")
+        self.model, self.dim = info.get("properties", {}).get(MODEL_PROPERTY), int(vector["params"]["dim"])
+        index = self.client.describe_index(self.collection, "vector") or {}
+        self.ann = index.get("index_type", "HNSW" if self.ann else "FLAT") == "HNSW"
+
+    def _create(self, model: str, dim: int) -> None:
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+        for name in ("doc_id", "title", "section", "source"):
+            schema.add_field(name, DataType.VARCHAR, max_length=4096)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
+        for name in ("position", "start", "end", "n_tokens"):
+            schema.add_field(name, DataType.INT64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = self.client.prepare_index_params()
+        if self.ann:
+            index.add_index("vector", index_type="HNSW", metric_type="IP",
+                            params={"M": self.m, "efConstruction": self.ef_construction})
+        else:
+            index.add_index("vector", index_type="FLAT", metric_type="IP")
+        self.client.create_collection(self.collection, schema=schema, index_params=index,
+                                      consistency_level=CONSISTENCY, properties={MODEL_PROPERTY: model})
+        self.model, self.dim = model, dim
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Embeddings, *, batch_size: int = 500,
+               progress: bool | Callable = False) -> int:
+        """Write chunks and their vectors in batches, replacing any with the same id; return how many."""
+        vectors = check_model(f"collection {self.collection} at {redact(self.url)}", self.model, self.dim,
+                              embeddings, "these vectors")
+        chunks, vectors = dedupe(list(chunks), vectors)
+        too_long = [c.id for c in chunks if len(c.text.encode("utf-8")) > TEXT_BYTES]
+        if too_long:
+            raise ValueError(f"chunk {too_long[0]} is longer than Milvus stores ({TEXT_BYTES} bytes); chunk smaller")
+        rows = [dict(zip(CHUNK_FIELDS, row)) for row in chunk_rows(chunks)]
+        with self._errors():
+            if self.model is None:
+                self._create(embeddings.model, int(vectors.shape[1]))
+            for start, stop in batches(len(rows), batch_size, progress, f"writing to {self.collection}"):
+                self.client.upsert(self.collection, [{**rows[i], "vector": vectors[i].tolist()}
+                                                     for i in range(start, stop)])
+            self.client.flush(self.collection)  # seal the rows into segments, which get the HNSW index
+        return len(chunks)
+
+    def _filter(self, where: dict | None) -> str:
+        """Return a Milvus filter expression, e.g. `doc_id in ["faq"] and source in ["a.md"]`."""
+        return " and ".join(f"{name} in [{', '.join(map(_literal, values))}]"
+                            for name, values in check_where(where).items())
+
+    def delete(self, where: dict) -> int:
+        """Remove the chunks matching `where` (e.g. {"doc_id": "faq"}); return how many."""
+        expr = self._filter(where)
+        if not expr:
+            raise ValueError("delete needs a filter, e.g. {'doc_id': 'faq'}; use clear() to empty the store")
+        if self.model is None:
+            return 0
+        with self._errors():
+            before = len(self)
+            self.client.delete(self.collection, filter=expr)
+            return before - len(self)
+
+    def search(self, query: Embeddings, k: int = 10, where: dict | None = None) -> list[Hit]:
+        """Return the k chunks most similar to the (first) query vector, best first."""
+        return self.search_all(Embeddings(query.vectors[:1], query.model, query.usage), k, where)[0]
+
+    def search_all(self, queries: Embeddings, k: int = 10, where: dict | None = None) -> list[list[Hit]]:
+        """Return the top k hits for every query vector, in one request."""
+        vectors = check_model(f"collection {self.collection} at {redact(self.url)}", self.model, self.dim,
+                              queries, "the query vectors")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if self.model is None:
+            return [[] for _ in vectors]
+        expr = self._filter(where)
+        search_params = {"metric_type": "IP", "params": {"ef": max(self.ef, k)} if self.ann else {}}
+        with self._errors():
+            results = self.client.search(self.collection, data=vectors.tolist(), limit=k, filter=expr,
+                                         consistency_level=CONSISTENCY,
+                                         output_fields=list(CHUNK_FIELDS[1:]),
+                                         search_params=search_params, anns_field="vector")
+        return [[Hit(Chunk(hit["id"], *(hit["entity"][f] for f in CHUNK_FIELDS[1:])), float(hit["distance"]), rank)
+                 for rank, hit in enumerate(result, start=1)] for result in results]
+
+    def ids(self) -> set[str]:
+        if self.model is None:
+            return set()
+        out: set[str] = set()
+        log = logging.getLogger("pymilvus")
+        level = log.level
+        log.setLevel(logging.ERROR)  # Milvus Lite has no MVCC timestamp to give; pymilvus warns
+        try:
+            with self._errors():
+                it = self.client.query_iterator(self.collection, batch_size=1000, filter="", output_fields=["id"])
+                while batch := it.next():
+                    out.update(row["id"] for row in batch)
+                it.close()
+        finally:
+            log.setLevel(level)
+        return out
+
+    def clear(self) -> None:
+        """Drop the collection (its vectors, chunks and model record)."""
+        with self._errors():
+            self.client.drop_collection(self.collection)
+        self.model = self.dim = None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.strip().splitlines()[0]
+
+
+def _literal(value: str) -> str:
+    """Return a string as a Milvus expression literal, escaped so no value can change the expression.
+
+    >>> print(_literal('say "hi"'))
+    "say \\"hi\\""
+    """
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'

