@@ -12,10 +12,11 @@ from .chunking import Chunk, Document, chunk_documents, load_documents
 from .generate import NOT_IN_CONTEXT, Answer, generate
 from .index import EmbeddingModelMismatch, Hit, VectorIndex, build_index
 from .pipeline import Result, ask, rerank, retrieve
+from .stores import open_store
 
 __all__ = [
     "Answer", "Backend", "BackendError", "Chunk", "Completion", "Document", "EmbeddingCache",
     "EmbeddingModelMismatch", "Embeddings", "Hit", "NOT_IN_CONTEXT", "Ranked", "RerankResult", "Result",
     "Usage", "VectorIndex", "ask", "backend", "build_index", "chunk_documents", "generate",
-    "load_documents", "rerank", "retrieve",
+    "load_documents", "open_store", "rerank", "retrieve",
 ]

@@ -115,6 +115,9 @@ assert update.embedded == 1 and update.cached == len(chunks) - 1
 assert over_http.answer.citations and [h.chunk.id for h in in_process.kept] == [h.chunk.id for h in over_http.kept]
 assert remote.usage.requests >= 3
 assert mismatch.startswith("index built with 'local/all-MiniLM-L6-v2-int8'")
+assert moved.embedded == 0 and all(same_sources.values()), (moved, same_sources)
+assert filtered and all(h.chunk.doc_id == "05-reranking.md" for h in filtered)
+assert sum(n for _, n in rows) == len(index)
 """,
 }
 
