@@ -158,7 +158,8 @@ class CachedReranker:
         self.reranker, self.cache = reranker, cache
         if isinstance(reranker, rerankers.LocalReranker):
             if rerankers.FEATURES != ("cosine", "maxsim", "cosine_gap", "maxsim_gap", "bm25_rel"):
-                raise RuntimeError("ragkit.rerankers.FEATURES changed; update benchmark._local_scores")
+                raise RuntimeError("ragkit.rerankers.FEATURES changed; update the pair scores cached here "
+                                   "(rerankers.candidate_features takes cosine and maxsim)")
             self.kind, self.model = "local", f"{reranker.name}|{reranker.embedder.name}|cosine,maxsim"
         elif isinstance(reranker, rerankers.CrossEncoder):  # one score per pair, nothing shared
             self.kind, self.model = "pairwise", f"{reranker.name}|score"
@@ -238,7 +239,7 @@ class CachedReranker:
         values = np.stack([self.values[PairCache.key(self.model, query, d)] for d in docs])
         if self.kind == "pairwise":
             return values[:, 0]
-        return _local_scores(values[:, 0], values[:, 1], query, docs)
+        return rerankers.probability(rerankers.candidate_features(values[:, 0], values[:, 1], query, docs))
 
     def seconds_per_query(self, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> float:
         """Return the mean time the reranker takes for one query's candidates, with no cache at all."""
@@ -250,14 +251,6 @@ class CachedReranker:
         for q, docs in zip(queries, candidates):
             fresh.score(q, list(docs))
         return (time.perf_counter() - start) / max(1, len(queries))
-
-
-def _local_scores(cosine: np.ndarray, maxsim: np.ndarray, query: str, docs: Sequence[str]) -> np.ndarray:
-    # LocalReranker.score from its two per-pair features; the rest is over the candidate set
-    # (`rerankers.features`). tests/test_eval_cli.py checks both agree.
-    bm = rerankers.bm25_within(query, docs)
-    x = np.stack([cosine, maxsim, cosine - cosine.max(), maxsim - maxsim.max(), bm / max(bm.max(), 1e-9)], axis=1)
-    return rerankers._sigmoid(x @ rerankers.WEIGHTS + rerankers.BIAS)
 
 
 def _bar(progress: bool, total: int, desc: str, unit: str):

@@ -420,10 +420,24 @@ def features(query_tokens: np.ndarray, doc_tokens: Sequence[np.ndarray], query: 
     The gaps and `bm25_rel` say how a doc compares with the other candidates; cosine and maxsim say
     how close it is in absolute terms, which is what lets a threshold mean something.
     """
-    cos = _mean_cosine(query_tokens, doc_tokens)
-    ms = maxsim(query_tokens, doc_tokens)
+    return candidate_features(_mean_cosine(query_tokens, doc_tokens), maxsim(query_tokens, doc_tokens),
+                              query, docs)
+
+
+def candidate_features(cosine: np.ndarray, maxsim_scores: np.ndarray, query: str,
+                       docs: Sequence[str]) -> np.ndarray:
+    """Return FEATURES from each doc's two pair scores and what depends on the whole candidate set.
+
+    Split from `features` so that the pair scores (the costly model pass) can be cached.
+    """
     bm = bm25_within(query, docs)
-    return np.stack([cos, ms, cos - cos.max(), ms - ms.max(), bm / max(bm.max(), 1e-9)], axis=1)
+    return np.stack([cosine, maxsim_scores, cosine - cosine.max(), maxsim_scores - maxsim_scores.max(),
+                     bm / max(bm.max(), 1e-9)], axis=1)
+
+
+def probability(x: np.ndarray) -> np.ndarray:
+    """Return the fitted model's probability of relevance for rows of FEATURES."""
+    return _sigmoid(x @ WEIGHTS + BIAS)
 
 
 @dataclass
@@ -479,7 +493,7 @@ class LocalReranker:
         docs = list(docs)
         if not docs:
             return np.zeros(0)
-        return _sigmoid(self.features(query, docs) @ WEIGHTS + BIAS)
+        return probability(self.features(query, docs))
 
 
 # --------------------------------------------------------------------------------------------------
