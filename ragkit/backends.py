@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Iterator, Literal, Protocol, Sequence, overload, runtime_checkable
 
 import numpy as np

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from . import rerankers
-from .cache import EmbeddingCache, default_cache_dir
+from .cache import EmbeddingCache, default_cache_dir, progress_bar
 from .chunking import Chunk
 from .evaluate import PairedResult, evaluate, paired_test, write_trec_run
 from .hybrid import score_fusion
@@ -195,7 +195,7 @@ class CachedReranker:
         for q, d in pairs:
             by_doc[d].append(q)
         docs = sorted(by_doc, key=len)
-        bar = _bar(progress, len(docs), "reranker: passages", "passage")
+        bar = progress_bar(progress, len(docs), "reranker: passages", "passage")
         try:
             for start in range(0, len(docs), 64):
                 part = docs[start : start + 64]
@@ -220,7 +220,7 @@ class CachedReranker:
         by_query: dict[str, list[str]] = defaultdict(list)
         for q, d in pairs:
             by_query[q].append(d)
-        bar = _bar(progress, len(pairs), "reranker: pairs", "pair")
+        bar = progress_bar(progress, len(pairs), "reranker: pairs", "pair")
         try:
             for q, ds in by_query.items():
                 scores = np.asarray(self.reranker.score(q, ds), dtype=np.float64)
@@ -251,14 +251,6 @@ class CachedReranker:
         for q, docs in zip(queries, candidates):
             fresh.score(q, list(docs))
         return (time.perf_counter() - start) / max(1, len(queries))
-
-
-def _bar(progress: bool, total: int, desc: str, unit: str):
-    if not progress or total == 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ class EmbeddingCache:
         vectors = self.get(model, texts)
         missing_texts = list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
         usage = Usage()
-        bar = _progress(progress, len(missing_texts))
+        bar = progress_bar(progress, len(missing_texts), "embedding")
         try:
             for start in range(0, len(missing_texts), batch_size):
                 batch = missing_texts[start : start + batch_size]
@@ -144,11 +144,16 @@ class EmbeddingCache:
             self._db.close()
 
 
-def _progress(progress, total: int):
+def progress_bar(progress: bool | Callable, total: int | None, desc: str, unit: str = "chunk", **options):
+    """Return a tqdm bar (or what a callable `progress(total=...)` makes), or None: off, or nothing to do.
+
+    >>> progress_bar(False, 10, "embedding") is None and progress_bar(True, 0, "embedding") is None
+    True
+    """
     if not progress or total == 0:
         return None
     if callable(progress):
         return progress(total=total)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="embedding", unit="chunk")
+    return tqdm(total=total, desc=desc, unit=unit, **options)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, progress_bar
 from .chunking import Document, load_documents
 from .evaluate import read_qrels_tsv
 
@@ -173,7 +173,7 @@ def _fetch(name: str, url: str, target: Path, progress: bool, timeout: float) ->
                         raise DatasetUnavailable(f"cannot download {name} from {url}: HTTP "
                                                  f"{response.status_code}{hint}", url, f"HTTP {response.status_code}")
                     total = int(response.headers.get("content-length") or 0) or None
-                    bar = _bar(progress, total, name)
+                    bar = progress_bar(progress, total, f"downloading {name}", "B", unit_scale=True)
                     try:
                         for chunk in response.iter_bytes(1 << 20):
                             out.write(chunk)
@@ -187,14 +187,6 @@ def _fetch(name: str, url: str, target: Path, progress: bool, timeout: float) ->
         _unpack(Path(part), name, target, BEIR_MD5.get(name), source=url)
     finally:
         Path(part).unlink(missing_ok=True)
-
-
-def _bar(progress: bool, total: int | None, name: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"downloading {name}", unit="B", unit_scale=True)
 
 
 def _unpack(archive: Path, name: str, target: Path, md5: str | None, source: str | None = None) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from .backends import Backend, Embeddings
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, progress_bar
 from .chunking import Chunk
 from .index import EmbeddingModelMismatch, Hit, VectorIndex, embedding_text, normalize, top_k
 
@@ -132,14 +132,7 @@ def dedupe(chunks: Sequence[Chunk], vectors: np.ndarray) -> tuple[list[Chunk], n
 
 def batches(n: int, size: int, progress: bool | Callable, desc: str):
     """Yield (start, stop) slices of range(n), ticking a progress bar per batch."""
-    bar = None
-    if progress and n:
-        if callable(progress):
-            bar = progress(total=n)
-        else:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n, desc=desc, unit="chunk")
+    bar = progress_bar(progress, n, desc)
     try:
         for start in range(0, n, size):
             stop = min(start + size, n)
