@@ -58,6 +58,9 @@ class RagkitServer(ThreadingHTTPServer):
 
     daemon_threads = True      # an idle keep-alive connection must not hold up shutdown
     block_on_close = False
+    # socketserver's default backlog of 5 makes the kernel reset connections when a room of
+    # learners connects at once; the accept loop only needs a moment to catch up.
+    request_queue_size = 256
 
     def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 8000, *,
                  log: TextIO | None = None, quiet: bool = False):

@@ -118,6 +118,7 @@ class Stub:
         self.fail_after: int | None = None       # a stream raises after this many pieces
         self.closed = threading.Event()
         self.piece_delay = 0.0
+        self.embed_delay = 0.0                   # seconds each embed call takes
         self.yielded = 0
 
     def describe(self) -> str:
@@ -126,6 +127,7 @@ class Stub:
     def embed(self, texts):
         if self.fail:
             raise self.fail
+        time.sleep(self.embed_delay)
         from ragkit.backends import check_texts
         texts = check_texts(texts)
         v = np.array([[len(t), 1.0, t.count("a")] for t in texts], dtype=np.float32)
@@ -193,6 +195,29 @@ def test_stub_round_trip_through_the_client(served, stub):
     assert b.chat([{"role": "user", "content": "hi there"}]).text == "echo: hi there"
     assert "".join(b.chat([{"role": "user", "content": "hi there"}], stream=True)) == "echo: hi there"
     assert b.usage.requests == 4
+
+
+def test_a_room_connecting_at_once_is_not_reset(served, stub):
+    """A burst of new connections must queue, not be reset: socketserver's backlog of 5 reset
+    dozens of 300 simultaneous connections here, and one of 30 learners in CI."""
+    stub.embed_delay = 0.2                       # busy handler threads slow the accept loop down
+    failures, start = [], threading.Barrier(300)
+
+    def connect():
+        start.wait()
+        try:
+            with httpx.Client(timeout=30) as c:
+                c.post(served.base_url + "/embeddings",
+                       json={"model": "stub/embed", "input": ["a"]}).raise_for_status()
+        except httpx.HTTPError as exc:
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=connect) for _ in range(300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
 
 
 def test_health_models_and_the_api_prefix(http):
