@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from .backends import Backend, BackendError, Message, Usage
+from .backends import Backend, BackendError, Completion, Message, Usage
 from .index import Hit
+
+T = TypeVar("T")
 
 NOT_IN_CONTEXT = "The sources do not contain the answer."
 
@@ -235,6 +237,19 @@ def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bo
                   completion.usage)
 
 
+def json_reply(completion: Completion, what: str, read: Callable[[dict], T]) -> T:
+    """Return `read(the JSON object the model wrote)`, or raise BackendError showing what it wrote.
+
+    >>> json_reply(Completion('{"n": 2}', "m", Usage()), "count", lambda d: int(d["n"]))
+    2
+    """
+    try:
+        return read(json.loads(completion.text))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"the model's {what} is not valid JSON of the expected shape "
+                           f"({type(exc).__name__}: {exc}): {completion.text[:200]!r}") from None
+
+
 # The shape of a structured answer. Length limits keep a small model from rambling past max_tokens
 # and leaving the JSON unfinished; llama.cpp turns the schema into a grammar, OpenRouter passes it on.
 ANSWER_SCHEMA = {
@@ -263,13 +278,8 @@ def structured_answer(question: str, hits: Sequence[Hit], backend: Backend, max_
                  "with JSON: a short answer, and the numbers of the sources it comes from."},
                 build_messages(question, hits)[-1]]
     completion = backend.chat(messages, json=ANSWER_SCHEMA, max_tokens=max_tokens, temperature=0.0)
-    try:
-        data = json.loads(completion.text)
-        claimed = [int(n) for n in data["sources"]]
-        text = str(data["answer"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BackendError(f"the model's structured answer is not valid JSON of the expected shape "
-                           f"({exc}): {completion.text[:200]!r}") from None
+    text, claimed = json_reply(completion, "structured answer",
+                               lambda data: (str(data["answer"]), [int(n) for n in data["sources"]]))
     checked, numbers, mode, notes = check_answer(question, text, hits)
     if mode == "extractive":
         checked, numbers = extractive_answer(question, hits, backend)
