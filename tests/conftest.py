@@ -1,6 +1,8 @@
 """Shared fixtures: a clean environment per test, and the real local models loaded once."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,18 @@ def clean_env(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def scratch_tmpdir(monkeypatch):
+    """A TMPDIR for a notebook's kernel, removed afterwards: chapters 1 and 7 make temp folders.
+
+    Outside pytest's root-only tree, because chapter 7 starts PostgreSQL, which runs as its own user.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="ragkit-notebook-"))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    yield scratch
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

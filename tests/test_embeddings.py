@@ -1,7 +1,6 @@
 """The local embedding model: the all-MiniLM-L6-v2 recipe, in input order, honest about truncation."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Generation: the prompt, and the checks that carry what a small model cannot."""
 from __future__ import annotations
 
-import pytest
 
 from ragkit.backends import Completion, Usage
 from ragkit.chunking import Chunk

@@ -143,7 +143,8 @@ def shared_cache(tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
-def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, shared_cache, monkeypatch):
+def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, shared_cache, scratch_tmpdir,
+                                                         monkeypatch):
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(shared_cache))  # the kernel inherits the environment
     nb = nbformat.read(path, as_version=4)
     assert path.name in CHECKS, f"add the checks for {path.name} to CHECKS"

@@ -7,8 +7,6 @@ wrote and the server's log are searched for the keys.
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -41,16 +39,12 @@ def server(local_backend):
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, tmp_path, monkeypatch):
+def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, tmp_path, scratch_tmpdir, monkeypatch):
     srv, log = server
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
     monkeypatch.setenv("RAGKIT_API_KEY", SERVER_KEY)
     monkeypatch.setenv("RAGKIT_BASE_URL", srv.base_url)
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path / "cache"))
-    # the notebooks' temp folders land here, outside pytest's root-only tree (chapter 7 starts
-    # PostgreSQL, which runs as its own user)
-    scratch = Path(tempfile.mkdtemp(prefix="ragkit-secrets-"))
-    monkeypatch.setenv("TMPDIR", str(scratch))
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("print(repr(backend), backend.describe())"))
     NotebookClient(nb, timeout=900, kernel_name="python3",
@@ -59,8 +53,7 @@ def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, tmp_path, 
     assert "OpenAI-compatible server at 127.0.0.1" in outputs  # the HTTP backend really ran
     assert OPENROUTER_KEY not in outputs and SERVER_KEY not in outputs
     assert files_containing(tmp_path, [OPENROUTER_KEY, SERVER_KEY]) == []
-    assert files_containing(scratch, [OPENROUTER_KEY, SERVER_KEY]) == []
-    shutil.rmtree(scratch, ignore_errors=True)
+    assert files_containing(scratch_tmpdir, [OPENROUTER_KEY, SERVER_KEY]) == []
     assert OPENROUTER_KEY not in log.getvalue() and SERVER_KEY not in log.getvalue()
 
 
