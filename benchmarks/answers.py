@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f", judged by {args.judge}" if judge else "") + f": {seconds / len(questions):.1f} s a question")
     print(answer_summary(checks).round(3).to_string())
     print("\nHow each was answered:")
-    print(pd.crosstab(checks["mode"], checks["answerable"].map({True: "answerable", False: "absent"})).to_string())
+    print(pd.crosstab(checks["mode"], checks["answerable"].map({True: "answerable", False: "absent"}).rename("question")).to_string())
     if args.csv:
         checks.to_csv(args.csv)
         print(f"\nper-question rows: {args.csv}")
