@@ -1,0 +1,128 @@
+"""Does the default retrieval carry beyond SciFact? The configurations on two labelled sets of Python docs.
+
+    python benchmarks/domains.py                 # 2.5 min on 2 busy cores the first time, 15 s once cached
+    python benchmarks/domains.py --configs dense,bm25,hybrid
+
+The sets (hand-written questions; only the answerable ones are scored):
+- Python reference: the workbook's 184 answerable questions (`data/python-reference`) over the 79
+  Python Language Reference topics (`ragkit.datasets.python_reference`), in heading chunks; a topic
+  scores as its best chunk.
+- Python stdlib: 105 answerable questions (`data/python-stdlib`) over the docstrings of 29
+  standard-library modules (`ragkit.datasets.python_docstrings`, 775 on Python 3.11), one chunk each:
+  short API documentation, a different domain from both SciFact's abstracts and the reference's prose.
+
+What it prints:
+1. One table: set x configuration, nDCG@10, recall@10, MRR@10 (`ragkit.benchmark.benchmark`, then
+   recall@10 from the same runs with `ragkit.evaluate`).
+2. Per set, issue 7's check: the default configuration (`ragkit.benchmark.DEFAULT_CONFIG`, what
+   `ragkit ask` and the notebooks use) must lose no more than 0.01 nDCG@10 to the better of dense-only
+   and BM25-only (PASS/FAIL), with the paired test of the default against dense (bootstrap CI,
+   randomisation p).
+
+Caches go where ragkit keeps them ($RAGKIT_CACHE_DIR, default ~/.cache/ragkit), never the repo.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ragkit.benchmark import CONFIGS, DEFAULT_CONFIG, Report, benchmark, parse_configs
+from ragkit.chunking import Chunk, Document, chunk_documents
+from ragkit.datasets import Question, load_questions, python_docstrings, python_reference, questions_as_qrels
+from ragkit.evaluate import evaluate, paired_test
+from ragkit.local import LocalBackend
+
+REPO = Path(__file__).resolve().parent.parent
+WANTED = ("dense", "bm25", "hybrid", "dense+rerank", "hybrid+rerank")
+METRICS = ("ndcg@10", "recall@10", "mrr@10")
+TOLERANCE = 0.01  # nDCG@10 the default may lose to the better of dense and BM25 (issue 7)
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """A corpus, as the chunks that are searched, and the hand-written questions about it."""
+
+    name: str
+    chunks: list[Chunk | Document]  # a Document is searched as one chunk
+    questions: list[Question]
+
+
+def labelled_sets() -> list[LabelledSet]:
+    """Return the two sets: the Python reference in heading chunks, the stdlib docstrings one chunk each."""
+    reference = python_reference()
+    docstrings = python_docstrings()
+    return [
+        LabelledSet("python-reference", chunk_documents(reference, "heading"), load_questions(corpus=reference)),
+        LabelledSet("python-stdlib", docstrings,
+                    load_questions(REPO / "data" / "python-stdlib" / "questions.jsonl", corpus=docstrings)),
+    ]
+
+
+def default_configs() -> list[str]:
+    """The configurations to run: `WANTED` and the default, those that `ragkit.benchmark` knows, in its order."""
+    return parse_configs([c for c in (*WANTED, DEFAULT_CONFIG) if c in CONFIGS])
+
+
+def run(labelled: LabelledSet, configs: list[str], backend) -> Report:
+    answerable = [q for q in labelled.questions if q.answerable]
+    return benchmark(labelled.chunks, {q.id: q.question for q in answerable}, questions_as_qrels(answerable),
+                     configs, name=labelled.name, backend=backend, progress=True)
+
+
+def table(reports: dict[str, Report]) -> pd.DataFrame:
+    """Return set x configuration rows of nDCG@10, recall@10 and MRR@10, from each report's runs."""
+    rows = []
+    for name, report in reports.items():
+        for config, run_ in report.runs.items():
+            means = evaluate(report.qrels, run_, METRICS).mean()
+            rows.append({"set": name, "config": config, **means.to_dict()})
+    return pd.DataFrame(rows).set_index(["set", "config"])
+
+
+def check(name: str, report: Report) -> bool:
+    """Print issue 7's check for one set; return whether the default passes it."""
+    ndcg = report.table["ndcg@10"]
+    if not {DEFAULT_CONFIG, "dense", "bm25"} <= set(ndcg.index):
+        print(f"{name}: run dense, bm25 and {DEFAULT_CONFIG} to check the default")
+        return False
+    better = max(ndcg["dense"], ndcg["bm25"])
+    which = "dense" if ndcg["dense"] >= ndcg["bm25"] else "bm25"
+    margin = ndcg[DEFAULT_CONFIG] - better
+    passed = margin >= -TOLERANCE
+    per_query = report.per_query
+    print(f"{name} ({report.info['queries']} questions): {DEFAULT_CONFIG} {ndcg[DEFAULT_CONFIG]:.4f} vs {which} "
+          f"{better:.4f}: {margin:+.4f}, {'PASS' if passed else 'FAIL'} (may lose at most {TOLERANCE})")
+    paired = paired_test(per_query[DEFAULT_CONFIG]["ndcg@10"], per_query["dense"]["ndcg@10"])
+    print(f"  {DEFAULT_CONFIG} vs dense: {paired}")
+    return passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", help=f"comma-separated, from {','.join(CONFIGS)} (default: {','.join(WANTED)} "
+                                      "and the default configuration)")
+    args = ap.parse_args(argv)
+    configs = parse_configs(args.configs) if args.configs else default_configs()
+
+    backend = LocalBackend()
+    started = time.perf_counter()
+    reports = {s.name: run(s, configs, backend) for s in labelled_sets()}
+    print(f"(all runs: {time.perf_counter() - started:.0f} s)\n")
+    for report in reports.values():
+        info = report.info
+        print(f"{report.name}: {info['queries']} questions, {info['documents']} documents, "
+              f"{info['chunks']} chunks")
+    print()
+    with pd.option_context("display.float_format", "{:.4f}".format):
+        print(table(reports))
+    print(f"\nThe default ({DEFAULT_CONFIG}) against the better of dense and bm25, nDCG@10:")
+    results = [check(name, report) for name, report in reports.items()]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
