@@ -2,15 +2,18 @@
 
 Needs `pip install "ragkit[milvus]"` (pymilvus and milvus-lite):
 
->>> store = MilvusStore("rag.db")                       # Milvus Lite: a local file (a folder)  # doctest: +SKIP
+>>> store = MilvusStore("rag.db")                       # Milvus Lite: a local file           # doctest: +SKIP
 >>> store = MilvusStore("http://milvus.example:19530", token="user:password")              # doctest: +SKIP
 >>> sync(store, chunks, backend)                        # from ragkit.stores                  # doctest: +SKIP
 
 One collection (`ragkit_chunks` unless you name another) holds the chunk's fields and its vector,
 keyed by chunk id, so writing a chunk again replaces it (`upsert`): an interrupted build can simply
-be run again. The embedding model's name is kept in the collection's properties, the dimension in
-its schema. The vector index is HNSW (`ann=True`) or FLAT, an exact scan (`ann=False`), chosen when
-the collection is created; inner product of unit vectors is the cosine similarity.
+be run again. The embedding model's name is kept with the collection, its dimension in the schema.
+The vector index, chosen when the collection is created, is HNSW (`ann=True`) or FLAT, an exact scan
+(`ann=False`); inner product of unit vectors is the cosine similarity. Milvus Lite always scans
+exactly, whatever `ann` says: its engine (milvus-lite 2.5) refuses HNSW, and its one other index,
+IVF_FLAT, probes with fixed settings and found only 80% of the exact top 10 among 106,000 real
+embeddings. The exact scan takes about 10-15 ms at 100,000 384-d vectors on 2 cores.
 """
 from __future__ import annotations
 
@@ -41,9 +44,10 @@ class MilvusStore:
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection):
             raise ValueError(f"collection name {collection!r}: use letters, digits and _")
-        self.url = uri if "://" in uri else f"milvus://{uri}"  # how it is shown: Lite is a local file
+        lite = "://" not in uri  # Milvus Lite: a local file
+        self.url = f"milvus://{uri}" if lite else uri  # how it is shown
         self.collection = collection
-        self.ann, self.ef, self.m, self.ef_construction = ann, ef, m, ef_construction
+        self.ann, self.ef, self.m, self.ef_construction = ann and not lite, ef, m, ef_construction
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except Exception as exc:  # pymilvus raises its own exceptions, and grpc's
@@ -88,7 +92,8 @@ class MilvusStore:
         self.client.load_collection(self.collection)  # a collection is searched in memory: load it
         info = self.client.describe_collection(self.collection)
         vector = next(f for f in info["fields"] if f["name"] == "vector")
-        self.model, self.dim = info.get("properties", {}).get(MODEL_PROPERTY), int(vector["params"]["dim"])
+        model = info.get("properties", {}).get(MODEL_PROPERTY) or vector.get("description")
+        self.model, self.dim = model or None, int(vector["params"]["dim"])
         index = self.client.describe_index(self.collection, "vector") or {}
         self.ann = index.get("index_type", "HNSW" if self.ann else "FLAT") == "HNSW"
 
@@ -102,7 +107,8 @@ class MilvusStore:
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
         for name in ("position", "start", "end", "n_tokens"):
             schema.add_field(name, DataType.INT64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        # The model's name, twice: Milvus Lite 2.5 keeps no collection properties, Milvus Lite 3 no descriptions.
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim, description=model)
         index = self.client.prepare_index_params()
         if self.ann:
             index.add_index("vector", index_type="HNSW", metric_type="IP",

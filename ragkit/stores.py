@@ -273,7 +273,7 @@ def open_store(spec: str | Path | None = None, **options) -> Store:
 
     - a folder path: the in-memory exact index, loaded from / saved to that folder
     - `postgresql://user:password@host:5432/db` (or `postgres://`): PostgreSQL with pgvector
-    - `milvus://path/to/file.db`: Milvus Lite in a local file (folder); `http(s)://host:19530`: a Milvus server
+    - `milvus://path/to/file.db`: Milvus Lite in a local file (exact search); `http(s)://host:19530`: a Milvus server
 
     A store that is already open is returned as it is.
     """

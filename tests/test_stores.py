@@ -136,14 +136,22 @@ def test_exact_search_returns_the_same_top_k_as_the_in_memory_index(kind, make_s
     assert_same_hits([store.search(queries, k=3)], [bigger.search(queries, k=3)])
 
 
-@pytest.mark.parametrize("kind", ["postgres", "milvus"])
-def test_hnsw_search_finds_nearly_all_of_the_exact_top_10(kind, make_store):
-    index, store = random_index(n=3000), make_store(kind, ann=True)
+def test_hnsw_search_finds_nearly_all_of_the_exact_top_10(make_store):
+    index, store = random_index(n=3000), make_store("postgres", ann=True)
     write_index(store, index, batch_size=1000)
     queries = random_queries(index, n=30)
     found, exact = ids(store.search_all(queries, k=10)), ids(index.search_all(queries, k=10))
     recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
     assert recall >= 0.95
+
+
+def test_milvus_lite_searches_exactly_even_when_asked_for_ann(make_store):
+    """Its local engine refuses HNSW and its IVF_FLAT probes with fixed settings: Lite scans exactly."""
+    index, store = random_index(n=3000), make_store("milvus", ann=True)
+    write_index(store, index, batch_size=1000)
+    queries = random_queries(index, n=30)
+    assert store.ann is False
+    assert ids(store.search_all(queries, k=10)) == ids(index.search_all(queries, k=10))
 
 
 @pytest.mark.parametrize("kind, ann", [("memory", False), ("postgres", False), ("postgres", True),
