@@ -1,17 +1,24 @@
-"""Offline rerankers on SciFact: which one beats embedding-only ranking, by how much, at what cost.
+"""Offline rerankers on SciFact: which one beats the first stage, by how much, at what cost.
 
 No cross-encoder weights can be had offline, so ragkit's offline reranker is built from the packaged
-embedding model (all-MiniLM-L6-v2) and cheap lexical features. This script measures each candidate on
-the 300 SciFact test queries: retrieve the dense top-N (N = 50 and 100) over the 5,183 abstracts, rerank
-them, report nDCG@10 and recall@10, and the time per query when the reranker has to embed the N
-passages itself (as it does behind `/rerank`: it only ever sees texts).
+embedding model (all-MiniLM-L6-v2) and cheap lexical features. This script measures it on the 300
+SciFact test queries: retrieve each query's dense top 20 (what `ragkit ask` reranks) and hybrid top 20
+and 30 (dense + BM25, score fusion, as `ragkit eval`) over the 5,183 abstracts, rerank them, and
+report nDCG@10, with the time per query when the reranker has to read the passages itself (as it
+does behind `/rerank`: it only ever sees texts).
 
-    python benchmarks/offline_reranker.py            # the table (about 3 minutes, plus 4 the first time)
+    python benchmarks/offline_reranker.py            # the table (about 2 minutes, plus 10 the first time)
     python benchmarks/offline_reranker.py --fit      # refit ragkit.rerankers' weights on the train split
 
-The first run embeds the corpus once (token vectors, float16, about 1 GB) into --cache (default: the
-system temp folder), never into the repo. Every score comes from `ragkit.rerankers`' own functions,
-fed cached token vectors instead of recomputing them (the timing rows recompute them).
+`--fit` chooses the regularisation by 5-fold cross-validation on the train split, folds grouped so
+that claims sharing a relevant abstract stay in one fold (SciFact has many: a model scored on
+queries whose abstracts it was trained on learns the abstracts, not relevance), then fits on all
+of train and prints the weights as code. Test is never looked at.
+
+The first run reads the corpus once (`ragkit.rerankers.read`: token vectors of every window,
+float16, about 1.4 GB) into --cache (default: the system temp folder), never into the repo. Every
+score comes from `ragkit.rerankers`' own functions, fed cached readings instead of recomputing them
+(the timing rows recompute them).
 """
 from __future__ import annotations
 
@@ -25,22 +32,28 @@ from pathlib import Path
 
 import numpy as np
 
-from ragkit.embeddings import LocalEmbedder
-
 from ragkit import rerankers as rerank
+from ragkit.embeddings import LocalEmbedder
+from ragkit.hybrid import score_fusion
+from ragkit.lexical import BM25Index
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+FIT_ON = (("dense", 20), ("hybrid", 30))  # the candidate sets the weights are fitted on
+C_GRID = (0.1, 1.0, 10.0)
 
 
 # ---------------------------------------------------------------------------------------------- data
 
 def load_scifact(folder: Path):
-    """Return (doc ids, doc texts, {query id: text}, {split: {query id: set of doc positions}})."""
+    """Return (doc ids, doc texts, {query id: text}, {split: {query id: set of doc positions}}).
+
+    A text is the title line, then the abstract: what `ragkit eval` indexes (`lexical.indexed_text`).
+    """
     with open(folder / "corpus.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     ids = [r["_id"] for r in rows]
-    texts = [f"{r['title']} {r['text']}".strip() for r in rows]
+    texts = [f"{r['title']}\n{r['text']}" if r["title"] else r["text"] for r in rows]
     position = {d: i for i, d in enumerate(ids)}
     with open(folder / "queries.jsonl", encoding="utf-8") as f:
         queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
@@ -55,48 +68,69 @@ def load_scifact(folder: Path):
     return ids, texts, queries, qrels
 
 
-class TokenStore:
-    """Token vectors of many texts in one float16 array, cached on disk under a key of the texts."""
-
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray):
-        self.tokens, self.offsets = tokens, offsets
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
-
-    def dense(self) -> np.ndarray:
-        """Unit mean-pooled vectors: exactly what `LocalEmbedder.embed` returns."""
-        means = np.stack([self[i].astype(np.float32).mean(axis=0) for i in range(len(self.offsets) - 1)])
-        return rerank._unit(means)
-
-    @classmethod
-    def build(cls, texts: list[str], embedder: LocalEmbedder, cache: Path, label: str) -> "TokenStore":
-        key = hashlib.sha256("\x00".join([embedder.name, *texts]).encode()).hexdigest()[:16]
-        tok_file, off_file = cache / f"{label}-{key}.tok.npy", cache / f"{label}-{key}.off.npy"
-        if tok_file.exists() and off_file.exists():
-            return cls(np.load(tok_file, mmap_mode="r"), np.load(off_file))
+def _cached_arrays(cache: Path, name: str, make) -> dict[str, np.ndarray]:
+    files = {}
+    if cache.is_dir():
+        files = {p.name[len(name) + 1 : -4]: p for p in cache.glob(f"{name}.*.npy")}
+    if not files:
         cache.mkdir(parents=True, exist_ok=True)
-        started, parts = time.perf_counter(), []
-        for start in range(0, len(texts), 512):
-            parts += [v.astype(np.float16) for v in embedder.token_vectors(texts[start : start + 512])]
-            print(f"  embedded {start + len(parts[start:]):,}/{len(texts):,} {label} texts "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-        for path, array in ((tok_file, np.concatenate(parts)), (off_file, offsets)):
+        for key, array in make().items():
+            path = cache / f"{name}.{key}.npy"
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, array)
             os.replace(tmp, path)
-        return cls(np.load(tok_file, mmap_mode="r"), offsets)
+        files = {p.name[len(name) + 1 : -4]: p for p in cache.glob(f"{name}.*.npy")}
+    return {k: np.load(p, mmap_mode="r") for k, p in files.items()}
+
+
+class ReadingStore:
+    """`rerankers.read` of many texts, as flat float16 arrays with offsets, cached on disk."""
+
+    FIELDS = ("tokens", "windows", "sentences")
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.a = arrays
+
+    def __len__(self) -> int:
+        return len(self.a["title"])
+
+    def __getitem__(self, i: int) -> rerank.Reading:
+        parts = {f: self.a[f][self.a[f"{f}_off"][i] : self.a[f"{f}_off"][i + 1]] for f in self.FIELDS}
+        return rerank.Reading(parts["tokens"], parts["windows"], parts["sentences"], self.a["title"][i])
+
+    def dense(self) -> np.ndarray:
+        """Each text's embedding (its first window's mean-pooled vector), float32."""
+        return self.a["windows"][self.a["windows_off"][:-1]].astype(np.float32)
+
+    @classmethod
+    def build(cls, texts: list[str], embedder: LocalEmbedder, cache: Path, label: str) -> "ReadingStore":
+        key = hashlib.sha256("\x00".join([embedder.name, str(rerank.WINDOW), str(rerank.STRIDE), *texts])
+                             .encode()).hexdigest()[:16]
+
+        def make():
+            started, parts = time.perf_counter(), []
+            for start in range(0, len(texts), 256):
+                parts += rerank.read(embedder, texts[start : start + 256])
+                print(f"  read {len(parts):,}/{len(texts):,} {label} texts ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+            out = {"title": np.stack([p.title for p in parts])}
+            for f in cls.FIELDS:
+                arrays = [getattr(p, f) for p in parts]
+                out[f] = np.concatenate(arrays)
+                out[f"{f}_off"] = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+            return out
+
+        return cls(_cached_arrays(cache, f"{label}-readings-{key}", make))
 
 
 # ------------------------------------------------------------------------------------------- metrics
 
-def ndcg_recall_at_10(ranked: np.ndarray, relevant: set[int]) -> tuple[float, float]:
-    """Return (nDCG@10, recall@10) of a ranked list of doc positions, binary relevance."""
+def ndcg_at_10(ranked: np.ndarray, relevant: set[int]) -> float:
+    """Return nDCG@10 of a ranked list of doc positions, binary relevance."""
     gains = np.array([1.0 if d in relevant else 0.0 for d in ranked[:10]])
     dcg = (gains / np.log2(np.arange(2, len(gains) + 2))).sum()
     ideal = (1.0 / np.log2(np.arange(2, min(len(relevant), 10) + 2))).sum()
-    return dcg / ideal, gains.sum() / len(relevant)
+    return dcg / ideal
 
 
 def order(scores: np.ndarray) -> np.ndarray:
@@ -104,55 +138,48 @@ def order(scores: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), -scores))
 
 
-# ------------------------------------------------------------------------------------------ features
+# -------------------------------------------------------------------------------------- first stage
+
+def first_stages(qvecs: np.ndarray, queries: list[str], dense: np.ndarray, bm25: BM25Index,
+                 depth: int = 100) -> dict[str, np.ndarray]:
+    """Each query's dense, BM25 and hybrid top `depth` (doc positions), as `ragkit eval` ranks them."""
+    s = qvecs @ dense.T
+    d_i = np.argsort(-s, axis=1, kind="stable")[:, :depth]
+    d = (d_i, np.take_along_axis(s, d_i, axis=1).astype(np.float64))
+    b = bm25.search_arrays(queries, depth)
+    return {"dense": d[0], "bm25": b[0], "hybrid": score_fusion([d, b])[0]}
+
 
 class Candidates:
-    """Each query's dense top-N and the offline reranker's features for them."""
+    """Each query's top n of one first stage, and the offline reranker's features for them."""
 
-    def __init__(self, qids, queries, qrels, qtok: TokenStore, dtok: TokenStore, dense: np.ndarray,
-                 texts: list[str], n: int):
-        self.qids, self.n, self.rel = qids, n, [qrels[q] for q in qids]
-        self.cand, self.X = [], []
-        for j, q in enumerate(qids):
-            qvec = rerank._unit(qtok[j].astype(np.float32).mean(axis=0))
-            cand = np.argsort(-(dense @ qvec), kind="stable")[:n]
-            self.cand.append(cand)
-            self.X.append(rerank.features(qtok[j], [dtok[i] for i in cand], queries[q], [texts[i] for i in cand]))
+    def __init__(self, name: str, n: int, ranked: np.ndarray, queries: list[str], qtok, readings: ReadingStore,
+                 texts: list[str], rel: list[set[int]]):
+        self.name, self.n, self.rel = name, n, rel
+        self.cand = [row[:n] for row in ranked]
+        self.X = [rerank.features(qtok[j], [readings[i] for i in c], queries[j], [texts[i] for i in c])
+                  for j, c in enumerate(self.cand)]
 
-    def evaluate(self, score) -> tuple[float, float]:
-        """Mean (nDCG@10, recall@10) when candidates are ranked by `score(X)`."""
-        m = [ndcg_recall_at_10(c[order(score(x))], r) for c, x, r in zip(self.cand, self.X, self.rel)]
-        return tuple(np.mean(m, axis=0))
+    @property
+    def label(self) -> str:
+        return f"{self.name} top {self.n}"
 
-    def labels(self) -> np.ndarray:
-        return np.concatenate([[i in r for i in c] for c, r in zip(self.cand, self.rel)]).astype(int)
+    def labels(self, rows=None) -> list[np.ndarray]:
+        rows = range(len(self.cand)) if rows is None else rows
+        return [np.array([i in self.rel[j] for i in self.cand[j]], dtype=int) for j in rows]
 
-
-COL = {name: j for j, name in enumerate(rerank.FEATURES)}
-
-
-def zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() or 1.0)
+    def ndcg(self, score, rows=None) -> float:
+        """Mean nDCG@10 (over `rows`, default all queries) when candidates are ranked by `score(X)`."""
+        rows = range(len(self.cand)) if rows is None else rows
+        return float(np.mean([ndcg_at_10(self.cand[j][order(score(self.X[j]))], self.rel[j]) for j in rows]))
 
 
 def learned(x: np.ndarray) -> np.ndarray:
     return x @ rerank.WEIGHTS + rerank.BIAS
 
 
-RERANKERS = {
-    # name: (score function of the feature matrix, what it costs on the fly)
-    "embedding only (dense cosine)": (lambda x: x[:, COL["cosine"]], "none"),
-    "BM25 within candidates": (lambda x: x[:, COL["bm25_rel"]], "lexical"),
-    "MiniLM MaxSim (late interaction)": (lambda x: x[:, COL["maxsim"]], "minilm"),
-    "cosine + MaxSim + BM25, z-scores summed": (
-        lambda x: zscore(x[:, COL["cosine"]]) + zscore(x[:, COL["maxsim"]]) + zscore(x[:, COL["bm25_rel"]]),
-        "minilm"),
-    "local/minilm-maxsim+lexical (LR, train)": (learned, "minilm"),
-}
-
-
 def timing(queries: list[str], docs_per_query: list[list[str]], embedder: LocalEmbedder) -> dict[str, float]:
-    """Milliseconds per query of each kind of work, computed from texts as `/rerank` would."""
+    """Milliseconds per query for the reranker to score texts as `/rerank` would: uncached, then cached."""
     def per_query(fn) -> float:
         t = time.perf_counter()
         for q, docs in zip(queries, docs_per_query):
@@ -162,13 +189,71 @@ def timing(queries: list[str], docs_per_query: list[list[str]], embedder: LocalE
     uncached = rerank.LocalReranker(embedder, cache_mb=0)
     cached = rerank.LocalReranker(embedder, cache_mb=1024)
     uncached.score(queries[0], docs_per_query[0][:2])  # load the model
-    return {"none": 0.0, "lexical": per_query(rerank.bm25_within), "minilm": per_query(uncached.score),
-            "cache fill": per_query(cached.score), "cached": per_query(cached.score)}
+    return {"uncached": per_query(uncached.score), "cache fill": per_query(cached.score),
+            "cached": per_query(cached.score)}
 
 
-# ------------------------------------------------------------------------------------------ threshold
+# ------------------------------------------------------------------------------------------- fitting
 
-def top_scores(c: Candidates, qtok, dtok, texts, queries) -> dict[str, np.ndarray]:
+def groups_of(rel: list[set[int]]) -> np.ndarray:
+    """One group id per query: queries sharing a relevant doc (directly or through others) share one."""
+    parent = list(range(len(rel)))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    owner: dict[int, int] = {}
+    for j, docs in enumerate(rel):
+        for d in docs:
+            if d in owner:
+                parent[root(j)] = root(owner[d])
+            else:
+                owner[d] = j
+    return np.array([root(j) for j in range(len(rel))])
+
+
+def grouped_folds(groups: np.ndarray, k: int = 5, seeds=(0, 1)):
+    """(train rows, held-out rows) of k folds over groups, for each seed."""
+    ids = np.unique(groups)
+    for seed in seeds:
+        shuffled = np.random.default_rng(seed).permutation(ids)
+        for f in range(k):
+            held = np.flatnonzero(np.isin(groups, shuffled[f::k]))
+            yield np.setdiff1d(np.arange(len(groups)), held), held
+
+
+def fit_lr(sets: list[Candidates], rows, C: float):
+    """Return (weights, bias) on the raw features: logistic regression on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.concatenate([c.X[j] for c in sets for j in rows])
+    y = np.concatenate([lab for c in sets for lab in c.labels(rows)])
+    scaler = StandardScaler().fit(X)
+    model = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(X), y)
+    w = model.coef_[0] / scaler.scale_
+    return w, float(model.intercept_[0] - w @ scaler.mean_)
+
+
+def cross_validate(sets: list[Candidates], groups: np.ndarray) -> dict[float, dict[str, float]]:
+    """Mean held-out nDCG@10 per candidate set, for each C of C_GRID."""
+    out = {}
+    for C in C_GRID:
+        totals = {c.label: 0.0 for c in sets}
+        runs = 0
+        for train_rows, held in grouped_folds(groups):
+            w, b = fit_lr(sets, train_rows, C)
+            for c in sets:
+                totals[c.label] += c.ndcg(lambda x: x @ w + b, held) * len(held)
+            runs += len(held)
+        out[C] = {k: v / runs for k, v in totals.items()}
+        print(f"  C={C:<5g} " + ", ".join(f"{k} {v:.4f}" for k, v in out[C].items()), flush=True)
+    return out
+
+
+def top_scores(c: Candidates, qtok, readings, texts, queries) -> dict[str, np.ndarray]:
     """The learned reranker's best score per query in three situations (queries with a relevant
     passage among their candidates only):
 
@@ -177,14 +262,13 @@ def top_scores(c: Candidates, qtok, dtok, texts, queries) -> dict[str, np.ndarra
     - other-topic: the query faced the next query's candidates (should be dropped)
     """
     out: dict[str, list[float]] = {"answerable": [], "near-topic": [], "other-topic": []}
-    for j, (cand, x, rel) in enumerate(zip(c.cand, c.X, c.rel)):
-        is_rel = np.array([i in rel for i in cand])
+    for j, (cand, x) in enumerate(zip(c.cand, c.X)):
+        is_rel = np.array([i in c.rel[j] for i in cand])
         if not is_rel.any() or is_rel.all():
             continue
-        q = queries[c.qids[j]]
         out["answerable"].append(rerank._sigmoid(learned(x))[is_rel].max())
         for kind, docs in (("near-topic", cand[~is_rel]), ("other-topic", c.cand[(j + 1) % len(c.cand)])):
-            xk = rerank.features(qtok[j], [dtok[i] for i in docs], q, [texts[i] for i in docs])
+            xk = rerank.features(qtok[j], [readings[i] for i in docs], queries[j], [texts[i] for i in docs])
             out[kind].append(rerank._sigmoid(learned(xk)).max())
     return {k: np.array(v) for k, v in out.items()}
 
@@ -197,41 +281,26 @@ def threshold_rates(tops: dict[str, np.ndarray], t: float) -> dict[str, float]:
             "other-topic: all dropped": float(np.mean(tops["other-topic"] < t))}
 
 
-def balanced_accuracy(rates: dict[str, float]) -> float:
-    """Kept-when-answerable and dropped-when-unanswerable weigh the same; both unanswerable kinds
-    count equally."""
-    return (rates["answerable: relevant kept"]
-            + (rates["near-topic: all dropped"] + rates["other-topic: all dropped"]) / 2) / 2
-
-
-def print_rates(all_tops: dict[int, dict[str, np.ndarray]], thresholds) -> None:
-    print(f"{'threshold':>9s} {'n':>4s} " + " ".join(f"{k:>26s}" for k in threshold_rates(
-        next(iter(all_tops.values())), 0.5)) + f" {'balanced acc':>13s}")
+def print_rates(tops: dict[str, np.ndarray], thresholds) -> None:
+    print(f"{'threshold':>9s} " + " ".join(f"{k:>26s}" for k in threshold_rates(tops, 0.5)))
     for t in thresholds:
-        for n, tops in all_tops.items():
-            rates = threshold_rates(tops, t)
-            print(f"{t:9.2f} {n:4d} " + " ".join(f"{v:26.3f}" for v in rates.values())
-                  + f" {balanced_accuracy(rates):13.3f}")
+        print(f"{t:9.2f} " + " ".join(f"{v:26.3f}" for v in threshold_rates(tops, t).values()))
 
 
-def fit(train: list[Candidates], qtok, dtok, texts, queries) -> None:
-    """Fit the logistic regression and the threshold on the train split; print them as code."""
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.concatenate([np.concatenate(c.X) for c in train])
-    y = np.concatenate([c.labels() for c in train])
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(X, y)
-    rerank.WEIGHTS, rerank.BIAS = model.coef_[0].copy(), float(model.intercept_[0])
-    tops = {c.n: top_scores(c, qtok, dtok, texts, queries) for c in train}
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    mean_bacc = [np.mean([balanced_accuracy(threshold_rates(t_, t)) for t_ in tops.values()]) for t in grid]
-    best = float(grid[int(np.argmax(mean_bacc))])
-    print_rates(tops, [0.1, 0.2, 0.3, 0.4, 0.5, best])
-    print(f"# fitted on {len({q for c in train for q in c.qids})} train queries, "
-          f"{len(y):,} pairs ({y.sum():,} relevant); candidate sets of {[c.n for c in train]}")
-    print(f"WEIGHTS = np.array([{', '.join(f'{w:.4f}' for w in rerank.WEIGHTS)}])")
-    print(f"BIAS = {rerank.BIAS:.4f}")
-    print(f"THRESHOLD = {best:.2f}  # train balanced accuracy {max(mean_bacc):.3f}")
+def fit(sets: list[Candidates], rel: list[set[int]]) -> None:
+    """Choose C by grouped cross-validation on train, fit on all of train, print the weights as code."""
+    groups = groups_of(rel)
+    print(f"grouped 5-fold cross-validation on train ({len(np.unique(groups))} groups of queries "
+          f"sharing relevant abstracts), held-out nDCG@10:")
+    cv = cross_validate(sets, groups)
+    best = max(cv, key=lambda C: np.mean(list(cv[C].values())))
+    w, b = fit_lr(sets, range(len(rel)), best)
+    n_pairs = sum(len(x) for c in sets for x in c.X)
+    print(f"# fitted on {len(rel)} train queries, {n_pairs:,} (query, passage) pairs; candidates "
+          f"{', '.join(c.label for c in sets)}; C={best:g} (cross-validated: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in cv[best].items()) + ")")
+    print(f"WEIGHTS = np.array([{', '.join(f'{x:.4f}' for x in w)}])")
+    print(f"BIAS = {b:.4f}")
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -240,8 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=SCIFACT, help="SciFact in BEIR layout")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ragkit-bench",
-                    help="where the corpus token vectors are cached (not the repo)")
-    ap.add_argument("--top", default="50,100", help="candidate set sizes to rerank")
+                    help="where the corpus readings are cached (not the repo)")
     ap.add_argument("--timing-queries", type=int, default=8, help="test queries timed on the fly")
     ap.add_argument("--fit", action="store_true", help="refit the weights on train and print them")
     args = ap.parse_args(argv)
@@ -249,34 +317,40 @@ def main(argv: list[str] | None = None) -> None:
     ids, texts, queries, qrels = load_scifact(args.data)
     embedder = LocalEmbedder().load()
     print(f"SciFact: {len(texts):,} abstracts; test {len(qrels['test'])} queries, train {len(qrels['train'])}")
-    dtok = TokenStore.build(texts, embedder, args.cache, "scifact-corpus")
-    dense = dtok.dense()
+    readings = ReadingStore.build(texts, embedder, args.cache, "scifact-corpus")
+    bm25 = BM25Index().fit(texts)
     split = "train" if args.fit else "test"
     qids = sorted(qrels[split])
-    qtok = TokenStore.build([queries[q] for q in qids], embedder, args.cache, f"scifact-{split}-queries")
-    sizes = [20, 50, 100] if args.fit else [int(n) for n in args.top.split(",")]
+    qtexts = [queries[q] for q in qids]
+    rel = [qrels[split][q] for q in qids]
+    qtok = ReadingStore.build(qtexts, embedder, args.cache, f"scifact-{split}-queries")
+    qvecs = qtok.dense()
+    ranked = first_stages(qvecs, qtexts, readings.dense(), bm25)
+    kinds = FIT_ON if args.fit else (("dense", 20), ("hybrid", 20), ("hybrid", 30))
     started = time.perf_counter()
-    sets = {n: Candidates(qids, queries, qrels[split], qtok, dtok, dense, texts, n) for n in sizes}
-    print(f"features for {len(qids)} {split} queries x {sizes} candidates: {time.perf_counter() - started:.0f} s")
+    sets = [Candidates(name, n, ranked[name], qtexts, qtok, readings, texts, rel) for name, n in kinds]
+    print(f"features for {len(qids)} {split} queries: {time.perf_counter() - started:.0f} s")
     if args.fit:
-        fit(list(sets.values()), qtok, dtok, texts, queries)
+        fit(sets, rel)
         return
 
     sample = list(range(0, len(qids), max(1, len(qids) // args.timing_queries)))[: args.timing_queries]
-    for n, c in sets.items():
-        ms = timing([queries[qids[j]] for j in sample], [[texts[i] for i in c.cand[j]] for j in sample], embedder)
-        in_top = np.mean([len(set(cand) & r) / len(r) for cand, r in zip(c.cand, c.rel)])
-        print(f"\nSciFact test, {len(qids)} queries, dense top-{n} reranked (recall@{n} of the candidates: {in_top:.3f})")
-        print(f"{'reranker':44s} {'nDCG@10':>8s} {'recall@10':>10s} {'ms/query':>9s}")
-        for name, (score, cost) in RERANKERS.items():
-            nd, rc = c.evaluate(score)
-            print(f"{name:44s} {nd:8.4f} {rc:10.4f} {ms[cost]:9.0f}")
-        print(f"(ms/query: {len(sample)} test queries, the reranker embedding the passages itself, as behind "
-              f"/rerank; embedding only reuses the retriever's scores. The same query and passages again, "
-              f"token vectors cached: {ms['cached']:.0f} ms)")
-    tops = {n: top_scores(c, qtok, dtok, texts, queries) for n, c in sets.items()}
-    print(f"\nThe threshold (local/minilm-maxsim+lexical score; ragkit uses {rerank.THRESHOLD}), SciFact test:")
-    print_rates(tops, sorted({0.2, 0.3, rerank.THRESHOLD}))
+    print(f"\nSciFact test, {len(qids)} queries, nDCG@10 of the first stage's top n, reranked:")
+    print(f"{'candidates':16s} {'first stage':>11s} {'dense cosine':>12s} {'MaxSim':>7s} "
+          f"{'BM25 within':>11s} {rerank.LocalReranker.name:>28s} {'ms/query':>9s}")
+    col = {name: j for j, name in enumerate(rerank.FEATURES)}
+    for c in sets:
+        ms = timing([qtexts[j] for j in sample], [[texts[i] for i in c.cand[j]] for j in sample], embedder)
+        first, cosine = c.ndcg(lambda x: -np.arange(len(x))), c.ndcg(lambda x: x[:, col["cosine"]])
+        print(f"{c.label:16s} {first:11.4f} {cosine:12.4f} {c.ndcg(lambda x: x[:, col['maxsim']]):7.4f} "
+              f"{c.ndcg(lambda x: x[:, col['bm25_rel']]):11.4f} {c.ndcg(learned):28.4f} {ms['uncached']:9.0f}")
+    print(f"(ms/query: {len(sample)} test queries, the reranker reading the passages itself, as behind /rerank; "
+          f"the same again with its cache warm: {ms['cached']:.0f} ms)")
+    tops = top_scores(sets[0], qtok, readings, texts, qtexts)
+    print(f"\nThe threshold (local/minilm-maxsim+lexical score; ragkit uses {rerank.THRESHOLD}), SciFact test, "
+          f"{sets[0].label}:")
+    print_rates(tops, sorted({0.1, 0.2, 0.3, 0.5, rerank.THRESHOLD}))
+
 
 if __name__ == "__main__":
     main()

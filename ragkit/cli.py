@@ -159,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or name")
     e.add_argument("--split", default="test", help="which qrels/{split}.tsv to score (default test)")
     e.add_argument("--configs", default=None, help="comma-separated, from dense,bm25,hybrid,dense+rerank,"
-                   "bm25+rerank,hybrid+rerank (default: all)")
+                   "bm25+rerank,hybrid+rerank,hybrid+rerank@30; FIRST+rerank@N reranks FIRST's top N "
+                   "(default: all)")
     e.add_argument("--run-dir", type=Path, default=None, help="write one TREC run file per configuration here")
     e.add_argument("--json", action="store_true", help="print the table as a JSON list")
     e.add_argument("--k", type=int, default=20, help="candidates reranked per query (default 20, as ask)")

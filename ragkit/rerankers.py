@@ -14,14 +14,16 @@ Two kinds:
   outputs one relevance logit), loaded from a folder, the Hugging Face cache, or downloaded once.
 - `LocalReranker`: what ragkit uses offline, where no cross-encoder weights can be had. It reuses the
   packaged embedding model: late interaction (each query token finds its best-matching passage token,
-  "MaxSim") plus BM25 computed within the candidate set, combined by a logistic regression fitted
-  on SciFact's train split. Measured in `benchmarks/offline_reranker.py`.
+  "MaxSim"), the best-matching window, sentence and title line, plus BM25 within the candidate set
+  and word overlap, combined by a logistic regression fitted on SciFact's train split. A passage
+  longer than the model's 256 word pieces is read in overlapping windows, so its end counts too.
+  Measured in `benchmarks/offline_reranker.py`.
 
 `local_reranker()` picks one and says which, and why, on stderr.
 
 >>> r = local_reranker("local/default", verbose=False)
 >>> r.score("what do cats eat?", ["Cats eat fish and meat.", "Stock prices fell."]).round(2)  # doctest: +SKIP
-array([0.76, 0.  ])
+array([0.86, 0.  ])
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .embeddings import LocalEmbedder, batch_inputs, onnx_session
+from .embeddings import LocalEmbedder, batch_inputs, counting_tokenizer, onnx_session
 
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 HF_ENDPOINT = "https://huggingface.co"
@@ -280,7 +282,7 @@ def find_cross_encoder(name_or_path: str, *, onnx_file: str = ONNX_FILE, downloa
 
 
 # --------------------------------------------------------------------------------------------------
-# The offline reranker: late interaction over MiniLM token vectors + BM25 within the candidates
+# The offline reranker: late interaction over MiniLM token vectors + lexical overlap
 # --------------------------------------------------------------------------------------------------
 
 STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because
@@ -369,70 +371,203 @@ def maxsim(query_tokens: np.ndarray, doc_tokens: Sequence[np.ndarray]) -> np.nda
     """
     q = _unit(_inner(np.asarray(query_tokens, dtype=np.float32)))
     docs = [_inner(np.asarray(d, dtype=np.float32)) for d in doc_tokens]
+    return _maxsim_units(q, [_unit(d) for d in docs])
+
+
+def _maxsim_units(q: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
+    # q: unit query tokens; docs: unit token vectors per doc (float16 or float32).
     lengths = np.array([len(d) for d in docs])
-    sims = q @ _unit(np.concatenate(docs)).T                      # query tokens x all doc tokens
+    sims = q @ np.concatenate(docs).astype(np.float32).T              # query tokens x all doc tokens
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.maximum.reduceat(sims, starts, axis=1).mean(axis=0).astype(np.float64)
 
 
-def _mean_cosine(query_tokens: np.ndarray, doc_tokens: Sequence[np.ndarray]) -> np.ndarray:
-    # The embedding model's own sentence vector: mean of all token vectors, L2-normalised.
-    q = _unit(np.asarray(query_tokens, dtype=np.float32).mean(axis=0))
-    d = _unit(np.stack([np.asarray(t, dtype=np.float32).mean(axis=0) for t in doc_tokens]))
-    return (d @ q).astype(np.float64)
+# What the model reads at once: 256 word pieces, [CLS] and [SEP] included. A longer passage is read
+# in windows of WINDOW word pieces, each starting STRIDE after the previous one (32 overlap, moved
+# back to the start of a word); the first window is the passage itself, cut by the model where the
+# retriever's embedding was cut, so its mean-pooled vector is that embedding.
+WINDOW = 254
+STRIDE = 222
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
 
-FEATURES = ("cosine", "maxsim", "cosine_gap", "maxsim_gap", "bm25_rel")
+def windows(text: str, tokenizer=None) -> list[str]:
+    """Return the pieces of `text` the reranker's model reads: the text itself (of which the model reads
+    the first 254 word pieces), then one window per further 222 word pieces, each cut at word starts.
+
+    >>> [len(w.split()) for w in windows("word " * 600)]
+    [600, 378, 156]
+    """
+    enc = (tokenizer or counting_tokenizer()).encode(text, add_special_tokens=False)
+    n, words = len(enc.ids), enc.word_ids
+    out, start = [text], STRIDE
+    while n > start + (WINDOW - STRIDE):  # word pieces beyond the previous window
+        s = start
+        while s > start - STRIDE // 2 and words[s] is not None and words[s] == words[s - 1]:
+            s -= 1  # the first piece of its word
+        out.append(text[enc.offsets[s][0]:])  # the model reads WINDOW word pieces of it
+        start = s + STRIDE
+    return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the embedding model made of one passage, for the offline reranker (unit vectors, float16).
+
+    - `tokens`: every word piece of every window, [CLS]/[SEP] left out (for MaxSim)
+    - `windows`: each window's mean-pooled vector; `windows[0]` is the retriever's embedding
+    - `sentences`: each sentence's word pieces pooled (the title line is not a sentence)
+    - `title`: the first line's word pieces pooled (ragkit puts a chunk's title and section there);
+      the first window's, for a passage of one line
+    """
+
+    tokens: np.ndarray
+    windows: np.ndarray
+    sentences: np.ndarray
+    title: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.tokens, self.windows, self.sentences, self.title))
+
+
+def read(embedder: LocalEmbedder, texts: Sequence[str]) -> list[Reading]:
+    """Return each text's `Reading`: one model pass over all the windows of all the texts.
+
+    >>> r = read(LocalEmbedder(), ["Cats\\nCats purr. They sleep a lot."])[0]           # doctest: +SKIP
+    >>> r.tokens.shape, r.windows.shape, r.sentences.shape, r.title.shape               # doctest: +SKIP
+    ((9, 384), (1, 384), (2, 384), (384,))
+    """
+    tokenizer = counting_tokenizer()
+    pieces = [windows(t, tokenizer) for t in texts]
+    flat = [w for ws in pieces for w in ws]
+    vectors = embedder.token_vectors(flat) if flat else []
+    encs = tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
+    out, at = [], 0
+    for text, ws in zip(texts, pieces):
+        out.append(_reading(text, ws, vectors[at : at + len(ws)], encs[at : at + len(ws)]))
+        at += len(ws)
+    return out
+
+
+def _reading(text: str, ws: list[str], vectors: list[np.ndarray], encs) -> Reading:
+    title_end = text.find("\n") if "\n" in text.strip() else -1
+    ends = np.array([m.end() for m in _SENTENCE_END.finditer(text)])
+    tokens, starts, keys = [], [], []
+    for k, (w, v, e) in enumerate(zip(ws, vectors, encs)):
+        inner = _inner(v)
+        offset = len(text) - len(w)  # each window is a suffix of the text
+        chars = np.array([o[0] for o in e.offsets[: len(inner)]], dtype=np.int64) + offset
+        tokens.append(inner)
+        starts.append(chars)
+        keys.append(k * (len(ends) + 1) + np.searchsorted(ends, chars, side="right"))
+    tokens_all = np.concatenate(tokens)
+    chars_all, keys_all = np.concatenate(starts), np.concatenate(keys)
+    in_title = chars_all < title_end if title_end >= 0 else np.zeros(len(chars_all), bool)
+    title = _unit(tokens_all[in_title].mean(axis=0)) if in_title.any() else _unit(vectors[0].mean(axis=0))
+    body = ~in_title
+    if body.any():
+        k = keys_all[body]
+        bounds = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])  # keys only grow within a window
+        sentences = _unit(np.add.reduceat(tokens_all[body], bounds, axis=0))
+    else:
+        sentences = title[None, :]
+    f16 = np.float16
+    return Reading(_unit(tokens_all).astype(f16), _unit(np.stack([v.mean(axis=0) for v in vectors])).astype(f16),
+                   sentences.astype(f16), title.astype(f16))
+
+
+PAIR_SCORES = ("cosine", "maxsim", "maxp", "sentence", "title")
+
+
+def pair_scores(query: Reading, readings: Sequence[Reading]) -> np.ndarray:
+    """Return the docs x PAIR_SCORES matrix: what the model says about each (query, doc) pair alone,
+    from the `read` of the query and of each doc.
+
+    - cosine: the query's embedding against the doc's (its first window), as the retriever saw it
+    - maxsim: late interaction over the token vectors of all the doc's windows (`maxsim`)
+    - maxp: the best cosine of the query with any window of the doc
+    - sentence: the best cosine with any sentence of the doc (its word pieces pooled)
+    - title: the cosine with the doc's title line
+    """
+    f32 = np.float32
+    q = query.windows[0].astype(f32)  # the query's embedding
+    return np.stack([
+        np.array([r.windows[0].astype(f32) @ q for r in readings]),
+        _maxsim_units(query.tokens.astype(f32), [r.tokens for r in readings]),
+        np.array([(r.windows.astype(f32) @ q).max() for r in readings]),
+        np.array([(r.sentences.astype(f32) @ q).max() for r in readings]),
+        np.array([r.title.astype(f32) @ q for r in readings]),
+    ], axis=1).astype(np.float64)
+
+
+def overlap(query: str, docs: Sequence[str]) -> np.ndarray:
+    """Return docs x 2: the share of the query's distinct words found in each doc, and the share of its
+    word pairs (adjacent once stopwords are dropped) found there too.
+
+    >>> overlap("red blood cells bind oxygen", ["oxygen binds to red blood cells", "blood types"]).round(2)
+    array([[1. , 0.5],
+           [0.2, 0. ]])
+    """
+    q = terms(query)
+    words, pairs = set(q), set(zip(q, q[1:]))
+    out = np.zeros((len(docs), 2))
+    for i, doc in enumerate(docs):
+        d = terms(doc)
+        out[i] = (len(words & set(d)) / max(len(words), 1), len(pairs & set(zip(d, d[1:]))) / max(len(pairs), 1))
+    return out
+
+
+FEATURES = ("cosine", "cosine_gap", "maxsim", "maxsim_gap", "maxp", "maxp_gap", "sentence", "sentence_gap",
+            "title", "title_gap", "bm25_rel", "coverage", "bigrams")
 
 # Logistic regression over FEATURES, fitted on SciFact's train split (809 queries; candidates: each
-# query's dense top-20, top-50 and top-100, 137,530 (query, passage) pairs, 2,453 relevant) by
-# `python benchmarks/offline_reranker.py --fit` (scikit-learn LogisticRegression, C=1, no scaling).
-WEIGHTS = np.array([2.1620, 4.4899, 7.8448, 7.6070, 3.5328])
-BIAS = -7.3531
-# Chosen on the train split by the same script: the score that best tells (balanced accuracy) the
-# relevant passage of an answerable query (kept: score >= threshold) from the best passage of an
-# unanswerable one (dropped), half of those near-topic (the query's relevant passages removed from its
-# candidates), half other-topic (another query's candidates). Close to 0.5, "more likely relevant than
-# not". On SciFact test (top-100) it keeps the relevant passage for 51% of the answerable claims and
-# drops everything for 74% (near-topic) and 91% (other-topic) of the unanswerable ones: a strict bar.
-# Lower it (0.2: 73% kept, 25% / 66% dropped) when a missed answer costs more than a weak context.
-# That 0.52 refused half of the answerable questions over documentation, so ragkit's default is
-# 0.15, chosen on the workbook's own Python-reference questions (dense top-20 reranked, title line
-# and text as `ragkit.ask` sends them): the best chunk clears it for 95% of the 184 answerable
-# questions and for 32% of the 22 unanswerable ones (near-topic on purpose); the relevant chunk is
-# kept for 81%. Its demo-corpus off-topic
-# questions score under 0.1. Retrieval metrics do not depend on it; pass `threshold=` to change it.
-SCIFACT_THRESHOLD = 0.52
-THRESHOLD = 0.15
-# From `python benchmarks/offline_reranker.py` (SciFact test, 300 queries, dense top-100 reranked).
-MEASURED = "nDCG@10 0.733 vs 0.647 embedding-only on SciFact (test, dense top-100 reranked)"
+# query's dense top 20, what `ragkit ask` reranks, and hybrid top 30; 40,450 (query, passage) pairs)
+# by `python benchmarks/offline_reranker.py --fit`: scikit-learn LogisticRegression on standardised
+# features, C = 0.1 chosen from 0.1, 1, 10 by 5-fold cross-validation on train with folds grouped so
+# that claims sharing a relevant abstract stay together (held-out nDCG@10: dense top 20 0.721, hybrid
+# top 30 0.751); the weights below are on the raw features.
+WEIGHTS = np.array([-2.1852, 3.5534, 5.4827, 8.0672, 1.1930, -0.2296, 0.8382, 4.8961, 0.5817, 3.1471, 2.7222,
+                    -0.8217, 1.6712])
+BIAS = -5.9769
+# The threshold is chosen on the workbook's own Python-reference questions (dense top 20 reranked, title
+# line and text as `ragkit.ask` sends them), as the highest that still lets the best chunk through for
+# 95% of the 184 answerable questions: at 0.12 it clears 96% of them (the relevant chunk is kept for
+# 83%) and 45% of the 22 unanswerable ones (near-topic on purpose). 0.15 would clear 91% and 27%.
+# The notebooks' off-topic question over those docs ("How do I install numpy with pip?") scores 0.015.
+# On SciFact test (dense top 20) 0.12 keeps the relevant abstract for 86% of the claims; the logistic
+# regression's own 0.5 keeps it for 59%.
+# Retrieval metrics do not depend on it; pass `threshold=` to change it.
+THRESHOLD = 0.12
+# From `python benchmarks/offline_reranker.py` (SciFact test, 300 queries).
+MEASURED = "nDCG@10 0.718 vs 0.647 embedding-only on SciFact (test, dense top 20 reranked)"
 
 
-def features(query_tokens: np.ndarray, doc_tokens: Sequence[np.ndarray], query: str,
+def features(query_reading: Reading, readings: Sequence[Reading], query: str,
              docs: Sequence[str]) -> np.ndarray:
     """Return the feature matrix (docs x FEATURES) the offline reranker scores.
 
-    - cosine: the embedding model's cosine (mean-pooled vectors), as the retriever saw it
-    - maxsim: late interaction over the token vectors (`maxsim`)
-    - cosine_gap, maxsim_gap: how far behind the best candidate on each (0 for the best)
+    - the five `pair_scores` (cosine, maxsim, maxp, sentence, title), and for each how far behind the
+      best candidate it is (`*_gap`, 0 for the best)
     - bm25_rel: BM25 within the candidates (`bm25_within`) divided by the best one (0..1)
+    - coverage, bigrams: the query's words and word pairs found in the doc (`overlap`)
 
-    The gaps and `bm25_rel` say how a doc compares with the other candidates; cosine and maxsim say
-    how close it is in absolute terms, which is what lets a threshold mean something.
+    The gaps and `bm25_rel` say how a doc compares with the other candidates; the rest say how close
+    it is in absolute terms, which is what lets a threshold mean something.
     """
-    return candidate_features(_mean_cosine(query_tokens, doc_tokens), maxsim(query_tokens, doc_tokens),
-                              query, docs)
+    return candidate_features(pair_scores(query_reading, readings), query, docs)
 
 
-def candidate_features(cosine: np.ndarray, maxsim_scores: np.ndarray, query: str,
-                       docs: Sequence[str]) -> np.ndarray:
-    """Return FEATURES from each doc's two pair scores and what depends on the whole candidate set.
+def candidate_features(pairs: np.ndarray, query: str, docs: Sequence[str]) -> np.ndarray:
+    """Return FEATURES from each doc's PAIR_SCORES and what depends on the query's words or on the whole
+    candidate set.
 
     Split from `features` so that the pair scores (the costly model pass) can be cached.
     """
+    pairs = np.asarray(pairs, dtype=np.float64).reshape(len(docs), len(PAIR_SCORES))
     bm = bm25_within(query, docs)
-    return np.stack([cosine, maxsim_scores, cosine - cosine.max(), maxsim_scores - maxsim_scores.max(),
-                     bm / max(bm.max(), 1e-9)], axis=1)
+    scores = [c for j in range(pairs.shape[1]) for c in (pairs[:, j], pairs[:, j] - pairs[:, j].max())]
+    return np.column_stack([*scores, bm / max(bm.max(), 1e-9), overlap(query, docs)])
 
 
 def probability(x: np.ndarray) -> np.ndarray:
@@ -442,19 +577,21 @@ def probability(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LocalReranker:
-    """The offline reranker: MiniLM late interaction + lexical overlap, combined by weights fitted on
-    SciFact train. Not a cross-encoder: the query and passage are encoded separately.
+    """The offline reranker: MiniLM late interaction + window, sentence and title matches + lexical
+    overlap, combined by weights fitted on SciFact train. Not a cross-encoder: the query and passage
+    are encoded separately.
 
     Score scale: a probability-like 0..1, the logistic regression's estimate that the passage is
     relevant (calibrated on SciFact train, whose candidate sets hold about one relevant passage among
-    20-100). `default_threshold` is the score under which a passage is judged not relevant.
+    20-30). `default_threshold` is the score under which a passage is judged not relevant.
 
-    Cost: one MiniLM pass over every candidate not seen recently (the same work as embedding it), then
-    numpy. Token vectors of recent texts are kept (float16, up to `cache_mb`), so reranking the same
-    passages again, as a notebook does, costs only the numpy part.
+    Cost: one MiniLM pass over every candidate not seen recently (the same work as embedding it; a
+    passage longer than the model's 256 word pieces is read in windows, about 1.4 passes for a
+    SciFact abstract), then numpy. What the model made of recent texts is kept (`Reading`, float16,
+    up to `cache_mb`), so reranking the same passages again, as a notebook does, costs only numpy.
 
     >>> LocalReranker().score("what do cats eat?", ["Cats eat fish and meat.", "Stock prices fell."]).round(2)  # doctest: +SKIP
-    array([0.76, 0.  ])
+    array([0.86, 0.  ])
     """
 
     embedder: LocalEmbedder = field(default_factory=LocalEmbedder)
@@ -466,13 +603,13 @@ class LocalReranker:
     _cache_bytes: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def token_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Return each text's MiniLM token vectors (float16), from the cache or computed now."""
+    def readings(self, texts: Sequence[str]) -> list[Reading]:
+        """Return each text's `Reading`, from the cache or computed now."""
         with self._lock:
             have = {t: self._cache[t] for t in texts if t in self._cache}
         missing = [t for t in dict.fromkeys(texts) if t not in have]
         if missing:
-            have.update(zip(missing, (v.astype(np.float16) for v in self.embedder.token_vectors(missing))))
+            have.update(zip(missing, read(self.embedder, missing)))
         with self._lock:
             for t in dict.fromkeys(texts):
                 if t not in self._cache:
@@ -485,8 +622,8 @@ class LocalReranker:
 
     def features(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """Return the docs x FEATURES matrix (see `features`)."""
-        vectors = self.token_vectors([query, *docs])
-        return features(vectors[0], vectors[1:], query, docs)
+        readings = self.readings([query, *docs])
+        return features(readings[0], readings[1:], query, docs)
 
     def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """Return each doc's relevance score, 0..1 (float64), higher is more relevant."""
@@ -545,7 +682,7 @@ def recommended_threshold(model: str) -> float | None:
     process that computed them.
 
     >>> recommended_threshold("local/minilm-maxsim+lexical")
-    0.15
+    0.12
     """
     if model == LocalReranker.name:
         return THRESHOLD

@@ -86,7 +86,7 @@ def test_eval_json_and_run_files_agree_with_an_independent_scorer(tmp_path):
     assert all(list(r) == KEYS for r in rows)
     assert [r["config"] for r in rows if r["default"]] == ["dense+rerank"]
     assert all(0 <= r[m] <= 1 for r in rows for m in ("ndcg@10", "recall@100", "mrr@10")) and all(r["qps"] > 0 for r in rows)
-    assert "ragkit: wrote 6 run files" in out.stderr
+    assert f"ragkit: wrote {len(bench.CONFIGS)} run files" in out.stderr
     for r in rows:
         path = tmp_path / "runs" / f"{r['config']}.trec"
         lines = path.read_text().splitlines()
@@ -129,6 +129,20 @@ def test_second_run_reuses_the_embeddings_and_the_reranker_work(tmp_path, local_
     assert (Path(os.environ["RAGKIT_CACHE_DIR"]) / "rerank-pairs.sqlite").is_file()
     result = first.paired("hybrid+rerank", "dense")
     assert result.n == len(QUERIES) and 0 <= result.p_value <= 1
+
+
+def test_a_config_named_with_a_depth_reranks_that_many(tmp_path, local_backend):
+    data = write_beir(tmp_path / "tiny")
+    report = bench.benchmark_beir(data, configs="hybrid,hybrid+rerank,hybrid+rerank@5", backend=local_backend,
+                                  rerank_top=2, progress=False)
+    hybrid = report.rankings["hybrid"][0]
+    for config, n in (("hybrid+rerank", 2), ("hybrid+rerank@5", 5)):
+        reranked = report.rankings[config][0]
+        assert (np.sort(reranked[:, :n], axis=1) == np.sort(hybrid[:, :n], axis=1)).all()  # the same top n
+        assert (reranked[:, n:] == hybrid[:, n:]).all()  # the rest in first-stage order
+    assert (report.rankings["hybrid+rerank@5"][0][:, :5] != hybrid[:, :5]).any()  # it did reorder
+    assert set(report.info["rerank_seconds_by_depth"]) == {2, 5}
+    assert "hybrid+rerank@5: top 5" in str(report)
 
 
 def test_docstring_examples_run():
@@ -181,3 +195,12 @@ def test_eval_offline_named_dataset_says_it_cannot_download(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith("ragkit: eval: cannot download scifact") and "no network?" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_eval_help_lists_every_configuration(capsys):
+    from ragkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(c in text.replace(" ", "").replace("\n", "") for c in bench.CONFIGS), text

@@ -13,8 +13,8 @@ import pytest
 
 from faultserver import FaultServer, Reply
 from conftest import write_files
-from ragkit.rerankers import (DEFAULT_CROSS_ENCODER, CrossEncoder, LocalReranker, bm25_within,
-                           find_cross_encoder, local_reranker, maxsim)
+from ragkit.rerankers import (DEFAULT_CROSS_ENCODER, FEATURES, PAIR_SCORES, CrossEncoder, LocalReranker,
+                           bm25_within, find_cross_encoder, local_reranker, maxsim, read, windows)
 
 REPO_NAME = "tiny-org/tiny-cross-encoder"
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "do", "cats", "eat", "fish", "and", "meat",
@@ -341,6 +341,23 @@ def test_maxsim_takes_each_query_tokens_best_match():
     assert np.allclose(s, [maxsim(q, [doc_a])[0], maxsim(q, [doc_b])[0]], atol=1e-6)
 
 
+def test_windows_cover_a_long_passage_from_word_starts():
+    from ragkit.embeddings import counting_tokenizer
+
+    tok = counting_tokenizer()
+    text = "Title line\n" + " ".join(f"sentence{i} ends here." for i in range(200))
+    ws = windows(text)
+    ids = tok.encode(text, add_special_tokens=False).ids
+    assert ws[0] == text and len(ids) > 600 and len(ws) == 1 + -(-(len(ids) - 254) // 222)
+    starts = []
+    for w in ws[1:]:  # each a suffix of the text, cut where the model reads the same word pieces
+        tail = tok.encode(w, add_special_tokens=False).ids
+        assert text.endswith(w) and ids[-len(tail):] == tail
+        starts.append(len(ids) - len(tail))
+    assert all(0 < b - a <= 222 for a, b in zip([0] + starts, starts))  # overlapping windows of 254
+    assert windows("a short passage.") == ["a short passage."]
+
+
 def test_module_examples_run():
     module = importlib.import_module("ragkit.rerankers")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -392,3 +409,36 @@ def test_offline_reranker_reuses_token_vectors(monkeypatch):
 
 def test_offline_reranker_handles_no_passages(offline):
     assert offline.score(QUERY, []).shape == (0,)
+
+
+FILLER = "The committee met on Tuesday to discuss the annual budget of the regional library network. " * 30
+
+
+def test_a_reading_is_the_retrievers_embedding_plus_windows_sentences_and_title(offline):
+    text = "Migratory birds of Norway\n" + FILLER + "Caffeine taken before bedtime delayed sleep onset."
+    r = read(offline.embedder, [text])[0]
+    assert len(r.windows) == len(windows(text)) >= 2
+    # the first window's mean vector is what the retriever embedded (which read the first 256 pieces)
+    with pytest.warns(UserWarning, match="longer than 256"):
+        embedded = offline.embedder.embed([text])[0]
+    np.testing.assert_allclose(r.windows[0].astype(np.float32), embedded, atol=2e-3)
+    # 31 sentences (the title line is not one), pooled within each window: more pieces where windows overlap
+    assert 31 <= len(r.sentences) <= 31 + 3 * (len(r.windows) - 1)
+    last = read(offline.embedder, ["Caffeine taken before bedtime delayed sleep onset."])[0].windows[0]
+    cos = r.sentences.astype(np.float32) @ last.astype(np.float32)
+    assert cos[-1] > 0.7 and cos[:-1].max() < 0.5  # sentences in text order, the answer last
+    np.testing.assert_allclose(np.linalg.norm(r.tokens.astype(np.float32), axis=1), 1, atol=1e-2)
+    title = read(offline.embedder, ["Migratory birds of Norway"])[0].windows[0].astype(np.float32)
+    assert r.title.astype(np.float32) @ title > (r.sentences.astype(np.float32) @ title).max() + 0.1
+
+
+def test_offline_reranker_finds_an_answer_beyond_the_models_256_word_pieces(offline):
+    answer = "Caffeine taken six hours before bedtime delayed sleep onset and reduced total sleep time."
+    late, none = FILLER + answer, FILLER + "The minutes were approved without changes."
+    x = offline.features(QUERY, [late, none])
+    col = {f: j for j, f in enumerate(FEATURES)}
+    assert x[0, col["cosine"]] == pytest.approx(x[1, col["cosine"]], abs=1e-3)  # the first windows are alike
+    for f in ("maxsim", "maxp", "sentence"):
+        assert x[0, col[f]] > x[1, col[f]] + 0.05, f
+    s = offline.score(QUERY, [late, none])
+    assert s[0] > s[1] and len(PAIR_SCORES) == 5
