@@ -380,17 +380,24 @@ def test_cli_store_flag_with_milvus_lite(milvus_file, tmp_path):
 
 
 class IndexBuilding:
-    """A stand-in for a Milvus server's describe_index while it builds an index in the background
-    (a real server cannot be told to be slow on cue): `pending` rows left per call, then `last`."""
+    """A stand-in for a Milvus server while it seals, indexes and loads new rows in the background (a
+    real server cannot be told to be slow on cue): each call to list_loaded_segments shows the next
+    of `loaded`, the rows of the indexed segments its query nodes hold by then."""
 
-    def __init__(self, pending: list[int], state: str = "Finished", reason: str = ""):
-        self.pending, self.state, self.reason, self.calls = list(pending), state, reason, 0
+    def __init__(self, loaded: list[int], state: str = "Finished", reason: str = ""):
+        self.loaded, self.state, self.reason, self.calls = list(loaded), state, reason, 0
 
     def describe_index(self, collection, field):
+        return {"index_type": "HNSW", "state": self.state, "index_state_fail_reason": self.reason}
+
+    def list_loaded_segments(self, collection):
+        from types import SimpleNamespace
+
         self.calls += 1
-        left = self.pending.pop(0) if self.pending else 0
-        return {"index_type": "HNSW", "pending_index_rows": left, "state": self.state,
-                "index_state_fail_reason": self.reason}
+        rows = self.loaded.pop(0) if len(self.loaded) > 1 else self.loaded[0]
+        growing = SimpleNamespace(num_rows=999, index_name="", state=SimpleNamespace(name="Growing"))
+        return [growing] + ([SimpleNamespace(num_rows=rows, index_name="vector", state=SimpleNamespace(name="Sealed"))]
+                            if rows else [])
 
 
 def server_store(client) -> "MilvusStore":
@@ -403,22 +410,22 @@ def server_store(client) -> "MilvusStore":
 
 def test_writing_to_a_milvus_server_waits_until_its_index_is_built():
     """Right after a write a server searches new rows through a temporary index (recall 0.92 on
-    SciFact on a Milvus 2.3 server, 0.998 once HNSW was built), so writing waits for the build."""
-    client = IndexBuilding([5183, 2000, 0])
-    assert server_store(client).wait_for_index(poll=0.001) is True
-    assert client.calls == 3
+    SciFact on a Milvus 2.3 server, 0.998 once the indexed segments were loaded), so writing waits."""
+    client = IndexBuilding([0, 0, 3000, 5183])   # growing rows are not enough: they are not indexed
+    assert server_store(client).wait_for_index(rows=5183, poll=0.001) is True
+    assert client.calls == 4
 
 
 def test_an_index_still_building_after_the_timeout_is_said(caplog):
-    client = IndexBuilding([100] * 1000)
+    client = IndexBuilding([100])
     with caplog.at_level("WARNING", logger="ragkit.milvus"):
-        assert server_store(client).wait_for_index(timeout=0.05, poll=0.001) is False
-    assert "still being built (100 rows pending)" in caplog.text
+        assert server_store(client).wait_for_index(rows=5183, timeout=0.05, poll=0.001) is False
+    assert "covers 100 of 5183 rows so far" in caplog.text
 
 
 def test_a_failed_index_build_is_a_clear_error():
-    store = server_store(IndexBuilding([7], state="Failed", reason="out of memory"))
+    store = server_store(IndexBuilding([0], state="Failed", reason="out of memory"))
     with pytest.raises(StoreError, match="could not build the index of chunks at http://user@milvus:19530: "
                                          "out of memory") as info:
-        store.wait_for_index(poll=0.001)
+        store.wait_for_index(rows=10, poll=0.001)
     assert ":pw@" not in str(info.value)
