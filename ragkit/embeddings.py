@@ -35,6 +35,31 @@ def load_tokenizer(path: Path | None = None, max_length: int = MAX_TOKENS):
     return tok
 
 
+# `ragkit serve` adds this field to an embeddings answer when its local model cut some of the texts, so
+# that ragkit's HTTP client can warn as the local backend does (other clients ignore an extra field).
+TRUNCATED_FIELD = "ragkit_truncated"
+
+
+def truncation_message(truncated: int, total: int, where: str = "") -> str:
+    """Return the warning for texts the model cut at MAX_TOKENS word pieces (`where`: " at host").
+
+    >>> truncation_message(2, 64)[:62]
+    '2 of 64 texts are longer than 256 word pieces; the embedding m'
+    """
+    return (f"{truncated} of {total} texts are longer than {MAX_TOKENS} word pieces; the embedding model"
+            f"{where} saw only their first {MAX_TOKENS} (chunk with max_tokens <= {MAX_TOKENS - 16} to keep "
+            f"all the text)")
+
+
+def truncated_count(texts: Sequence[str]) -> int:
+    """Return how many texts the model cuts: more word pieces than MAX_TOKENS with [CLS] and [SEP].
+
+    >>> truncated_count(["short", "word " * 300])
+    1
+    """
+    return sum(n + 2 > MAX_TOKENS for n in count_tokens(texts))
+
+
 def count_tokens(texts: Sequence[str], tokenizer=None) -> list[int]:
     """Return the number of model word pieces in each text (no special tokens, no truncation).
 
@@ -128,9 +153,7 @@ class LocalEmbedder:
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             out[batch] = pooled
         if truncated:
-            warnings.warn(f"{truncated} of {len(texts)} texts are longer than {MAX_TOKENS} word pieces; "
-                          f"the embedding model saw only their first {MAX_TOKENS} (chunk with "
-                          f"max_tokens <= {MAX_TOKENS - 16} to keep all the text)", stacklevel=2)
+            warnings.warn(truncation_message(truncated, len(texts)), stacklevel=2)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -32,6 +32,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from datetime import timezone
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
@@ -40,6 +41,7 @@ import httpx
 import numpy as np
 
 from . import models
+from .embeddings import TRUNCATED_FIELD, truncation_message
 from .backends import (
     OPENROUTER_URL, APIError, AuthenticationError, BadRequest, BadResponse, Completion,
     ConnectionFailed, Embeddings, Forbidden, Message, NotFound, PaymentRequired, Ranked, RateLimited,
@@ -224,6 +226,7 @@ class OpenRouterBackend:
         blocks: list[np.ndarray] = []
         total = Usage()
         model = None
+        cut = 0
         for start in range(0, len(items), self.batch_size):
             batch = items[start:start + self.batch_size]
             # OpenAI's shape, which OpenRouter keeps: {"data": [{"index", "embedding"}], "model",
@@ -237,6 +240,10 @@ class OpenRouterBackend:
             blocks.append(block)
             model = model or _text(body.get("model"))
             total = total + self._record(body.get("usage"))
+            if isinstance(body.get(TRUNCATED_FIELD), int):  # `ragkit serve` says its model cut some texts
+                cut += body[TRUNCATED_FIELD]
+        if cut:
+            warnings.warn(truncation_message(cut, len(items), f" at {self.host}"), stacklevel=2)
         vectors = np.vstack(blocks)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if not np.all(norms > 0):

@@ -33,7 +33,9 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from . import models
 from .backends import APIError, Backend, BackendError, Usage, check_texts
+from .embeddings import TRUNCATED_FIELD, truncated_count
 
 MAX_BODY = 32 * 1024 * 1024  # bytes: far more than any sensible batch of texts
 LOCAL_RERANK_ALIAS = "local/default"
@@ -299,8 +301,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             rows = vectors.tolist()
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
-        self._send_json(200, {"object": "list", "data": data, "model": emb.model,
-                              "usage": _usage(emb.usage)})
+        answer = {"object": "list", "data": data, "model": emb.model, "usage": _usage(emb.usage)}
+        if emb.model == models.EMBEDDING_MODEL and (cut := truncated_count(texts)):
+            answer[TRUNCATED_FIELD] = cut  # ragkit's clients warn; other clients ignore the field
+        self._send_json(200, answer)
 
     def _rerank(self) -> None:
         body = self._body()

@@ -386,3 +386,25 @@ def test_e2e_pipeline_over_http_keeps_the_same_sources(remote, local_backend, de
     assert remote.reranked_by == local_backend.rerank_model
     assert over_http.threshold == in_process.threshold == local_backend.rerank_threshold
     assert [h.chunk.id for h in over_http.kept] == [h.chunk.id for h in in_process.kept]
+
+
+def test_e2e_a_text_the_served_model_cuts_is_warned_about_in_the_client(remote, local_server):
+    """The served model reads 256 word pieces; the HTTP client says so, naming the server."""
+    long_text = "retrieval " * 400
+    host = local_server.base_url.split("//")[1].split("/")[0]
+    with pytest.warns(UserWarning, match=rf"1 of 2 texts are longer than 256 word pieces; the embedding "
+                                         rf"model at {host} saw only their first 256"):
+        remote.embed(["a short one", long_text])
+    # two batches: the counts add up
+    with pytest.warns(UserWarning, match=rf"2 of 3 texts .* at {host}"):
+        OpenRouterBackend(local_server.base_url, batch_size=2).embed([long_text, "short", long_text])
+
+
+def test_no_truncation_warning_for_texts_that_fit(remote, recwarn):
+    remote.embed(["a short one", "retrieval " * 200])
+    assert not [w for w in recwarn if "word pieces" in str(w.message)]
+
+
+def test_other_servers_answers_without_the_field_raise_no_warning(served, stub, recwarn):
+    client(served).embed(["word " * 1000])  # the stub is not the local model: no field, no warning
+    assert not [w for w in recwarn if "word pieces" in str(w.message)]
