@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragkit.benchmark import ASK_K, benchmark, benchmark_beir
+from ragkit.benchmark import ASK_K, CONFIGS, benchmark_beir
 from ragkit.evaluate import evaluate
 from ragkit.hybrid import rrf, score_fusion
 from ragkit.local import LocalBackend
@@ -120,22 +120,14 @@ def show_speed(report, backend, n: int = 30) -> None:
 
 
 def show_python_reference(backend) -> None:
-    from ragkit.chunking import chunk_documents
-    from ragkit.datasets import load_questions, python_reference, questions_as_qrels
+    from domains import check, labelled_sets, run  # the same check on both Python sets: benchmarks/domains.py
 
-    chunks = chunk_documents(python_reference(), "heading")
-    questions = [q for q in load_questions() if q.answerable]
-    report = benchmark(chunks, {q.id: q.question for q in questions}, questions_as_qrels(questions),
-                       name="Python reference questions", backend=backend, progress=True)
+    reference = next(s for s in labelled_sets() if s.name == "python-reference")
+    report = run(reference, list(CONFIGS), backend)
     print()
     print(report)
-    t = report.table["ndcg@10"]
-    better = max(t["dense"], t["bm25"])
     for config in ("dense+rerank", "hybrid"):
-        verdict = "passes" if t[config] >= better - 0.01 else "FAILS"
-        print(f"{config} {t[config]:.4f} vs the better of dense and bm25 {better:.4f}: "
-              f"{t[config] - better:+.4f} ({verdict} the 'lose at most 0.01' check)")
-        print(f"  {config} vs dense: {report.paired(config, 'dense')}")
+        check(reference.name, report, config)
 
 
 def main(argv: list[str] | None = None) -> None:
