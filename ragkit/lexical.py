@@ -38,14 +38,20 @@ import numpy as np
 from .chunking import Chunk, Document
 from .index import Hit, embedding_text, top_k
 
-__all__ = ["B", "K1", "STEMMER", "BM25Index", "as_chunks", "indexed_text", "tokenize"]
+__all__ = ["B", "K1", "STEMMER", "BM25Index", "as_chunks", "indexed_text", "snowball", "tokenize"]
 
 K1 = 1.2  # term-frequency saturation (Lucene / Elasticsearch default)
 B = 0.75  # length normalisation (Lucene / Elasticsearch default)
 STEMMER = "english"  # a Snowball stemmer of PyStemmer; None: keep words whole
 
 
-def _stemmer(language: str | None):
+def snowball(language: str | None = STEMMER):
+    """Return a new PyStemmer Snowball stemmer for `language` (None for None). A new one per call: a
+    stemmer keeps state and must not be shared between threads (it costs well under a microsecond).
+
+    >>> snowball().stemWords(["hallucinates", "hallucination", "cells"])
+    ['hallucin', 'hallucin', 'cell']
+    """
     if language is None:
         return None
     import Stemmer
@@ -61,7 +67,7 @@ def tokenize(texts: Sequence[str], stemmer: str | None = STEMMER) -> list[list[s
     """
     import bm25s
 
-    return bm25s.tokenize(list(texts), lower=True, stopwords="en", stemmer=_stemmer(stemmer),
+    return bm25s.tokenize(list(texts), lower=True, stopwords="en", stemmer=snowball(stemmer),
                           return_ids=False, show_progress=False)
 
 

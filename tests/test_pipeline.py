@@ -19,6 +19,26 @@ def test_every_stage_is_reported(local_backend, demo_index):
     assert frame["kept"].sum() == len(result.kept)
 
 
+# What a newcomer asks of the demo corpus first: each question must find its section and clear the
+# relevance threshold (with a stemmer that left "hallucinate" and "hallucinates" apart, the first
+# one scored 0.04 and was answered "not in the sources"); an off-topic question must keep nothing.
+@pytest.mark.parametrize("question, title", [
+    ("Why do LLMs hallucinate?", "Generating a grounded answer"),
+    ("What does a reranker do?", "Reranking"),
+    ("How should I chunk documents?", "Chunking documents"),
+    ("What is nDCG?", "Evaluating retrieval and answers"),
+])
+def test_the_demo_corpus_answers_questions_on_its_topics(local_backend, demo_index, question, title):
+    result = ragkit.ask(question, demo_index, local_backend, answer=False)
+    assert result.kept, [(h.chunk.title, round(h.score, 3)) for h in result.reranked[:3]]
+    assert result.kept[0].chunk.title == title
+
+
+def test_an_off_topic_question_keeps_no_source(local_backend, demo_index):
+    result = ragkit.ask("How do I install numpy with pip?", demo_index, local_backend, answer=False)
+    assert result.kept == [] and result.reranked[0].score < result.threshold
+
+
 def test_without_rerank_the_embedding_order_is_kept(local_backend, demo_index):
     result = ragkit.ask("What does a reranker do?", demo_index, local_backend, use_rerank=False, answer=False)
     assert result.reranked == result.retrieved and "rerank" not in result.timings

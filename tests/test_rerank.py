@@ -13,8 +13,10 @@ import pytest
 
 from faultserver import FaultServer, Reply
 from conftest import write_files
+from ragkit.lexical import tokenize
 from ragkit.rerankers import (DEFAULT_CROSS_ENCODER, FEATURES, PAIR_SCORES, CrossEncoder, LocalReranker,
-                           bm25_within, find_cross_encoder, local_reranker, maxsim, read, windows)
+                           bm25_within, find_cross_encoder, local_reranker, maxsim, overlap, read, terms,
+                           windows)
 
 REPO_NAME = "tiny-org/tiny-cross-encoder"
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "do", "cats", "eat", "fish", "and", "meat",
@@ -318,6 +320,13 @@ def test_an_unloadable_model_falls_back_with_the_reason(tiny, tmp_path, capsys):
 
 
 # -- the offline reranker: its parts --------------------------------------------------------------
+
+def test_the_reranker_stems_words_as_bm25_does():
+    # Inflections of one word must match, or a question's "hallucinate" misses a passage's "hallucinates".
+    assert terms("hallucinate hallucinates hallucination") == ["hallucin"] * 3
+    assert terms("binding studies of cells") == tokenize(["binding studies of cells"])[0] == ["bind", "studi", "cell"]
+    assert overlap("why do models hallucinate", ["A model hallucinates when ..."])[0, 0] == 1.0
+
 
 def test_bm25_within_weighs_words_by_how_rare_they_are_among_the_candidates():
     docs = ["cats and dogs eat fish", "dogs eat meat", "dogs sleep", "birds fly"]
