@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -32,6 +33,22 @@ def test_ask_as_the_very_first_command_builds_the_demo_index_and_cites(tmp_path)
     assert "local backend" in out.stderr and "OPENROUTER_API_KEY" in out.stderr
     assert re.search(r"retrieve \d+ ms · rerank \d+ ms · generate \d+ ms", out.stdout)
     assert (tmp_path / ".ragkit" / "index" / "index.json").exists()
+
+
+def test_a_refusal_names_the_closest_passage_and_how_to_use_it(tmp_path):
+    out = ragkit("ask", "Why do language models hallucinate?", "--threshold", "0.99", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("The sources do not contain the answer.")
+    hint = re.search(r"the closest passage, '(.+?)', scored ([\d.]+) against the threshold 0\.99; "
+                     r"to answer from it anyway: ragkit ask (.+) --threshold ([\d.]+)$", out.stdout, flags=re.M)
+    assert hint, out.stdout
+    title, score, question, lower = hint.groups()
+    assert "Hallucination" in title and float(lower) <= float(score) < 0.99
+    assert shlex.split(question) == ["Why do language models hallucinate?"]
+    again = ragkit("ask", *shlex.split(question), "--threshold", lower, cwd=tmp_path)  # as the hint says
+    assert again.returncode == 0, again.stderr
+    cited, listed = cited_and_listed(again.stdout)
+    assert cited and cited <= listed and "Hallucination" in again.stdout.partition("Sources:")[2]
 
 
 def test_index_own_files_then_ask(tmp_path):
