@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import sys
@@ -64,7 +63,7 @@ def cmd_index(args) -> int:
 
 def cmd_ask(args) -> int:
     from .backends import backend
-    from .pipeline import ask
+    from .pipeline import ask, threshold_to_keep
     from .stores import describe, open_store
 
     index = open_store(args.store or args.index)  # first: a store that is down fails before models load
@@ -87,19 +86,11 @@ def cmd_ask(args) -> int:
         for note in answer.notes:
             print(f"  - {note}")
     if not result.kept and result.reranked and result.threshold is not None:
-        print(f"  - {_closest(result)}")
+        lower = threshold_to_keep(result.reranked[0])
+        print(f"  - to answer from it anyway: ragkit ask {shlex.quote(result.question)} --threshold {lower:g}")
     times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())
     print(f"\n{times}  (rerank: {chosen.rerank_model if not args.no_rerank else 'off'})")
     return 0
-
-
-def _closest(result) -> str:
-    """Say which passage came closest to the threshold, and how to have it used anyway."""
-    best = result.reranked[0]
-    under = math.floor(best.score * 1000) / 1000
-    return (f"the closest passage, {best.chunk.label!r}, scored {best.score:.3f} against the threshold "
-            f"{result.threshold:g}; to answer from it anyway: ragkit ask {shlex.quote(result.question)} "
-            f"--threshold {under:g}")
 
 
 def cmd_eval(args) -> int:

@@ -10,6 +10,7 @@ usage per stage.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -77,6 +78,18 @@ def keep(reranked: Sequence[Hit], k: int, threshold: float | None) -> list[Hit]:
     return [h for h in reranked[:k] if threshold is None or h.score >= threshold]
 
 
+def threshold_to_keep(hit: Hit) -> float:
+    """Return the largest threshold of 3 decimals that `hit` clears: 0.276 for a score of 0.2764."""
+    return math.floor(hit.score * 1000) / 1000
+
+
+def closest_note(reranked: Sequence[Hit], threshold: float) -> str:
+    """Say which passage came closest when none cleared `threshold`, and which threshold would keep it."""
+    best = reranked[0]
+    return (f"the closest passage, {best.chunk.label!r}, scored {best.score:.3f}, under the threshold "
+            f"{threshold:g}; a threshold of {threshold_to_keep(best):g} would let it through")
+
+
 def default_threshold(backend: Backend) -> float | None:
     """Return the relevance threshold the backend's reranker recommends (None: do not filter)."""
     return getattr(backend, "rerank_threshold", None)
@@ -112,5 +125,7 @@ def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int 
         reranked = retrieved
     kept = keep(reranked, k_keep, threshold)
     final = stage("generate", generate, question, kept, backend) if answer else None
+    if final is not None and not kept and reranked and threshold is not None:
+        final.notes.append(closest_note(reranked, threshold))
     return Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
 

@@ -39,8 +39,9 @@ def test_a_refusal_names_the_closest_passage_and_how_to_use_it(tmp_path):
     out = ragkit("ask", "Why do language models hallucinate?", "--threshold", "0.99", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("The sources do not contain the answer.")
-    hint = re.search(r"the closest passage, '(.+?)', scored ([\d.]+) against the threshold 0\.99; "
-                     r"to answer from it anyway: ragkit ask (.+) --threshold ([\d.]+)$", out.stdout, flags=re.M)
+    hint = re.search(r"the closest passage, '(.+?)', scored ([\d.]+), under the threshold 0\.99; a threshold "
+                     r"of [\d.]+ would let it through\n  - to answer from it anyway: ragkit ask (.+) --threshold "
+                     r"([\d.]+)$", out.stdout, flags=re.M)
     assert hint, out.stdout
     title, score, question, lower = hint.groups()
     assert "Hallucination" in title and float(lower) <= float(score) < 0.99

@@ -39,6 +39,17 @@ def test_an_off_topic_question_keeps_no_source(local_backend, demo_index):
     assert result.kept == [] and result.reranked[0].score < result.threshold
 
 
+def test_a_refusal_notes_the_closest_passage_and_the_threshold_that_keeps_it(local_backend, demo_index):
+    refused = ragkit.ask("What is hallucination?", demo_index, local_backend, threshold=0.99)
+    best = refused.reranked[0]
+    assert refused.answer.mode == "not_in_context" and refused.usage["generate"].requests == 0
+    note = refused.answer.notes[-1]
+    assert f"{best.chunk.label!r}, scored {best.score:.3f}, under the threshold 0.99" in note
+    lower = float(note.rpartition("a threshold of ")[2].split()[0])
+    assert best.score - 0.001 < lower <= best.score
+    assert ragkit.ask("What is hallucination?", demo_index, local_backend, threshold=lower, answer=False).kept
+
+
 def test_without_rerank_the_embedding_order_is_kept(local_backend, demo_index):
     result = ragkit.ask("What does a reranker do?", demo_index, local_backend, use_rerank=False, answer=False)
     assert result.reranked == result.retrieved and "rerank" not in result.timings
