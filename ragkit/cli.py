@@ -63,7 +63,7 @@ def cmd_index(args) -> int:
 
 def cmd_ask(args) -> int:
     from .backends import backend
-    from .pipeline import ask, threshold_to_keep
+    from .pipeline import ask
     from .stores import describe, open_store
 
     index = open_store(args.store or args.index)  # first: a store that is down fails before models load
@@ -85,9 +85,9 @@ def cmd_ask(args) -> int:
         print(f"\nHow the answer was checked ({answer.mode}):")
         for note in answer.notes:
             print(f"  - {note}")
-    if not result.kept and result.reranked and result.threshold is not None:
-        lower = threshold_to_keep(result.reranked[0])
-        print(f"  - to answer from it anyway: ragkit ask {shlex.quote(result.question)} --threshold {lower:g}")
+    if result.threshold_to_answer is not None:
+        print(f"  - to answer from it anyway: ragkit ask {shlex.quote(result.question)} "
+              f"--threshold {result.threshold_to_answer:g}")
     times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())
     print(f"\n{times}  (rerank: {chosen.rerank_model if not args.no_rerank else 'off'})")
     return 0

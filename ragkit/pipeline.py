@@ -38,6 +38,14 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Usage] = field(default_factory=dict)
 
+    @property
+    def threshold_to_answer(self) -> float | None:
+        """When no source cleared the threshold: the largest threshold of 3 decimals that would keep the
+        closest passage (0.276 for a score of 0.2764); otherwise None."""
+        if self.kept or not self.reranked or self.threshold is None:
+            return None
+        return math.floor(self.reranked[0].score * 1000) / 1000
+
     def to_frame(self):
         """Return one row per retrieved chunk: its rank and score before and after reranking."""
         import pandas as pd
@@ -78,16 +86,11 @@ def keep(reranked: Sequence[Hit], k: int, threshold: float | None) -> list[Hit]:
     return [h for h in reranked[:k] if threshold is None or h.score >= threshold]
 
 
-def threshold_to_keep(hit: Hit) -> float:
-    """Return the largest threshold of 3 decimals that `hit` clears: 0.276 for a score of 0.2764."""
-    return math.floor(hit.score * 1000) / 1000
-
-
-def closest_note(reranked: Sequence[Hit], threshold: float) -> str:
-    """Say which passage came closest when none cleared `threshold`, and which threshold would keep it."""
-    best = reranked[0]
+def closest_note(result: Result) -> str:
+    """Say which passage came closest when none cleared the threshold, and which threshold would keep it."""
+    best = result.reranked[0]
     return (f"the closest passage, {best.chunk.label!r}, scored {best.score:.3f}, under the threshold "
-            f"{threshold:g}; a threshold of {threshold_to_keep(best):g} would let it through")
+            f"{result.threshold:g}; a threshold of {result.threshold_to_answer:g} would let it through")
 
 
 def default_threshold(backend: Backend) -> float | None:
@@ -125,7 +128,8 @@ def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int 
         reranked = retrieved
     kept = keep(reranked, k_keep, threshold)
     final = stage("generate", generate, question, kept, backend) if answer else None
-    if final is not None and not kept and reranked and threshold is not None:
-        final.notes.append(closest_note(reranked, threshold))
-    return Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
+    result = Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
+    if final is not None and result.threshold_to_answer is not None:
+        final.notes.append(closest_note(result))
+    return result
 

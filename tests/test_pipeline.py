@@ -46,7 +46,7 @@ def test_a_refusal_notes_the_closest_passage_and_the_threshold_that_keeps_it(loc
     note = refused.answer.notes[-1]
     assert f"{best.chunk.label!r}, scored {best.score:.3f}, under the threshold 0.99" in note
     lower = float(note.rpartition("a threshold of ")[2].split()[0])
-    assert best.score - 0.001 < lower <= best.score
+    assert best.score - 0.001 < lower <= best.score and refused.threshold_to_answer == lower
     assert ragkit.ask("What is hallucination?", demo_index, local_backend, threshold=lower, answer=False).kept
 
 
