@@ -5,7 +5,7 @@
     OPENROUTER_API_KEY=... python benchmarks/answers.py --judge openai/gpt-4o-mini
 
 For every question `ragkit.ask` retrieves, reranks, keeps what passes the reranker's threshold and
-answers with checked citations. Printed (see `ragkit.evaluate.answer_summary`):
+answers with checked citations. Printed (see `ragkit.eval.answers.answer_summary`):
 
 - answered: answerable questions that got an answer rather than "not in the sources";
 - cites a relevant document, citation precision: do the citations point at the topic that holds the
@@ -30,8 +30,8 @@ import pandas as pd
 
 import ragkit
 from ragkit.cache import EmbeddingCache
-from ragkit.datasets import load_questions, python_reference
-from ragkit.evaluate import answer_checks, answer_summary
+from ragkit.eval.datasets import load_questions, python_reference
+from ragkit.eval import answer_checks, answer_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = ragkit.backend()
     judge = None
     if args.judge:
-        from ragkit.openrouter import OpenRouterBackend
+        from ragkit.backends.openrouter import OpenRouterBackend
 
         if not (os.environ.get("OPENROUTER_API_KEY") or os.environ.get("RAGKIT_BASE_URL")):
             sys.exit("--judge needs OPENROUTER_API_KEY (or RAGKIT_BASE_URL pointing at another server)")

@@ -6,21 +6,21 @@
 
 The sets (hand-written questions; only the answerable ones are scored):
 - Python reference: the workbook's 184 answerable questions (`data/python-reference`) over the 79
-  Python Language Reference topics (`ragkit.datasets.python_reference`), in heading chunks; a topic
+  Python Language Reference topics (`ragkit.eval.datasets.python_reference`), in heading chunks; a topic
   scores as its best chunk.
 - Python stdlib: 105 answerable questions (`data/python-stdlib`) over the docstrings of 29
-  standard-library modules (`ragkit.datasets.python_docstrings`, 775 on Python 3.11), one chunk each:
+  standard-library modules (`ragkit.eval.datasets.python_docstrings`, 775 on Python 3.11), one chunk each:
   short API documentation, a different domain from both SciFact's abstracts and the reference's prose.
 
 What it prints:
-1. One table: set x configuration, nDCG@10, recall@10, MRR@10 (`ragkit.benchmark.benchmark`, then
-   recall@10 from the same runs with `ragkit.evaluate`).
-2. Per set, issue 7's check: the default configuration (`ragkit.benchmark.DEFAULT_CONFIG`, what
+1. One table: set x configuration, nDCG@10, recall@10, MRR@10 (`ragkit.eval.benchmark.benchmark`, then
+   recall@10 from the same runs with `ragkit.eval.metrics`).
+2. Per set, issue 7's check: the default configuration (`ragkit.eval.benchmark.DEFAULT_CONFIG`, what
    `ragkit ask` and the notebooks use) must lose no more than 0.01 nDCG@10 to the better of dense-only
    and BM25-only (PASS/FAIL), with the paired test of the default against dense (bootstrap CI,
    randomisation p).
 
-3. With --thresholds, how the reranker's relevance threshold (`ragkit.rerankers.THRESHOLD`) sorts every
+3. With --thresholds, how the reranker's relevance threshold (`ragkit.rerankers.offline.THRESHOLD`) sorts every
    question, the unanswerable ones included: `ragkit.ask`'s retrieval and reranking (no generation),
    then, for each threshold, the share of answerable questions whose best chunk passes it and of
    unanswerable ones whose best chunk does not, and their mean (balanced accuracy: the 13-22
@@ -41,15 +41,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ragkit.benchmark import CONFIGS, DEFAULT_CONFIG, Report, benchmark, parse_configs
-from ragkit.chunking import Chunk, Document, chunk_documents
-from ragkit.datasets import Question, load_questions, python_docstrings, python_reference, questions_as_qrels
-from ragkit.evaluate import evaluate, paired_test
+from ragkit.eval.benchmark import CONFIGS, DEFAULT_CONFIG, Report, benchmark, parse_configs
+from ragkit.chunking import chunk_documents
+from ragkit.types import Chunk, Document
+from ragkit.eval.datasets import Question, load_questions, python_docstrings, python_reference, questions_as_qrels
+from ragkit.eval import evaluate, paired_test
 from ragkit.index import build_index
 from ragkit.lexical import as_chunks
-from ragkit.local import LocalBackend
+from ragkit.backends.local import LocalBackend
 from ragkit.pipeline import ask
-from ragkit.rerankers import THRESHOLD
+from ragkit.rerankers.offline import THRESHOLD
 
 REPO = Path(__file__).resolve().parent.parent
 WANTED = ("dense", "bm25", "hybrid", "dense+rerank", "hybrid+rerank")
@@ -80,7 +81,7 @@ def labelled_sets() -> list[LabelledSet]:
 
 
 def default_configs() -> list[str]:
-    """The configurations to run: `WANTED` and the default, those that `ragkit.benchmark` knows, in its order."""
+    """The configurations to run: `WANTED` and the default, those that `ragkit.eval.benchmark` knows, in its order."""
     return parse_configs([c for c in (*WANTED, DEFAULT_CONFIG) if c in CONFIGS])
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ragkit.openrouter import OpenRouterBackend
+from ragkit.backends.openrouter import OpenRouterBackend
 
 PASSAGES = [f"Passage {i} explains how retrieval, reranking and generation fit together, part {i}."
             for i in range(10)]
@@ -72,8 +72,8 @@ def report(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    from ragkit.local import LocalBackend
-    from ragkit.server import make_server
+    from ragkit.backends.local import LocalBackend
+    from ragkit.backends.server import make_server
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=30)

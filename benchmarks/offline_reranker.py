@@ -8,16 +8,16 @@ report nDCG@10, with the time per query when the reranker has to read the passag
 does behind `/rerank`: it only ever sees texts).
 
     python benchmarks/offline_reranker.py            # the table (about 2 minutes, plus 10 the first time)
-    python benchmarks/offline_reranker.py --fit      # refit ragkit.rerankers' weights on the train split
+    python benchmarks/offline_reranker.py --fit      # refit ragkit.rerankers.offline's weights on the train split
 
 `--fit` chooses the regularisation by 5-fold cross-validation on the train split, folds grouped so
 that claims sharing a relevant abstract stay in one fold (SciFact has many: a model scored on
 queries whose abstracts it was trained on learns the abstracts, not relevance), then fits on all
 of train and prints the weights as code. Test is never looked at.
 
-The first run reads the corpus once (`ragkit.rerankers.read`: token vectors of every window,
+The first run reads the corpus once (`ragkit.rerankers.offline.read`: token vectors of every window,
 float16, about 1.4 GB) into --cache (default: the system temp folder), never into the repo. Every
-score comes from `ragkit.rerankers`' own functions, fed cached readings instead of recomputing them
+score comes from `ragkit.rerankers.offline`'s own functions, fed cached readings instead of recomputing them
 (the timing rows recompute them).
 """
 from __future__ import annotations
@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ragkit import rerankers as rerank
-from ragkit.embeddings import LocalEmbedder
+from ragkit.rerankers import offline as rerank
+from ragkit.embedder import LocalEmbedder
 from ragkit.hybrid import score_fusion
 from ragkit.lexical import BM25Index
+from ragkit.vectors import sigmoid
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
@@ -84,7 +85,7 @@ def _cached_arrays(cache: Path, name: str, make) -> dict[str, np.ndarray]:
 
 
 class ReadingStore:
-    """`rerankers.read` of many texts, as flat float16 arrays with offsets, cached on disk."""
+    """`rerankers.offline.read` of many texts, as flat float16 arrays with offsets, cached on disk."""
 
     FIELDS = ("tokens", "windows", "sentences")
 
@@ -266,10 +267,10 @@ def top_scores(c: Candidates, qtok, readings, texts, queries) -> dict[str, np.nd
         is_rel = np.array([i in c.rel[j] for i in cand])
         if not is_rel.any() or is_rel.all():
             continue
-        out["answerable"].append(rerank._sigmoid(learned(x))[is_rel].max())
+        out["answerable"].append(sigmoid(learned(x))[is_rel].max())
         for kind, docs in (("near-topic", cand[~is_rel]), ("other-topic", c.cand[(j + 1) % len(c.cand)])):
             xk = rerank.features(qtok[j], [readings[i] for i in docs], queries[j], [texts[i] for i in docs])
-            out[kind].append(rerank._sigmoid(learned(xk)).max())
+            out[kind].append(sigmoid(learned(xk)).max())
     return {k: np.array(v) for k, v in out.items()}
 
 

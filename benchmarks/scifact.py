@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ragkit.benchmark import ASK_K, CONFIGS, benchmark_beir
-from ragkit.evaluate import evaluate
+from ragkit.eval.benchmark import ASK_K, CONFIGS, benchmark_beir
+from ragkit.eval import evaluate
 from ragkit.hybrid import rrf, score_fusion
-from ragkit.local import LocalBackend
+from ragkit.backends.local import LocalBackend
 from ragkit.rerankers import LocalReranker
 
 REPO = Path(__file__).resolve().parent.parent

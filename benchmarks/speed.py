@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ragkit import models
-from ragkit.chunking import Chunk
-from ragkit.embeddings import LocalEmbedder, batch_inputs, load_tokenizer
+from ragkit import config, weights
+from ragkit.types import Chunk
+from ragkit.embedder import LocalEmbedder, batch_inputs, load_tokenizer
 from ragkit.index import VectorIndex
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def embedding(n: int) -> None:
     import onnxruntime as ort
 
     # the baseline: onnxruntime with its default options, the same tokenizer and pooling
-    session = ort.InferenceSession(str(models.embedding_model_path()), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(weights.embedding_model_path()), providers=["CPUExecutionProvider"])
     tokenizer = load_tokenizer()
     bare_onnx(session, tokenizer, items[:32])
     t_bare = best_of(lambda: bare_onnx(session, tokenizer, items), repeat=2)

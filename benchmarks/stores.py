@@ -18,7 +18,7 @@ few minutes on 2 cores; later runs read the cache). Queries: 200 held-out synthe
 - disk MB: the saved folder / table + indexes / Milvus Lite file
 
 The pgvector row "exact" is the same table searched with the index switched off (a full scan). Milvus
-Lite always scans exactly (see ragkit/milvus.py: its engine refuses HNSW and its IVF_FLAT probes too
+Lite always scans exactly (see ragkit/stores/milvus.py: its engine refuses HNSW and its IVF_FLAT probes too
 little), so it has no ANN row and no break-even point: its scan grows with n like the in-memory one.
 Rows marked "1 thread" run with OMP/OpenBLAS limited to one thread: on 2 cores that other work
 keeps busy, waking a second BLAS/OpenMP thread for one small query costs more than it saves.
@@ -63,8 +63,9 @@ STORES = {
 
 def synthetic(n: int, dim: int = 384, queries: int = 200, seed: int = 0):
     """Return (index, query vectors): unit vectors around 1,000 centres, cosine ~0.5 within a cluster."""
-    from ragkit.chunking import Chunk
-    from ragkit.index import VectorIndex, normalize
+    from ragkit.types import Chunk
+    from ragkit.index import VectorIndex
+    from ragkit.vectors import normalize
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)
@@ -81,10 +82,10 @@ def synthetic(n: int, dim: int = 384, queries: int = 200, seed: int = 0):
 def scifact():
     """Return (index, query vectors) for SciFact: one chunk per abstract, the test claims as queries."""
     from ragkit.cache import EmbeddingCache
-    from ragkit.chunking import Chunk
-    from ragkit.datasets import load_beir
+    from ragkit.types import Chunk
+    from ragkit.eval.datasets import load_beir
     from ragkit.index import VectorIndex, embedding_text
-    from ragkit.local import LocalBackend
+    from ragkit.backends.local import LocalBackend
 
     ds = load_beir(SCIFACT, split="test", progress=False)
     chunks = [Chunk(f"{d.id}#0", d.id, d.title, d.text, 0, 0, len(d.text), source=d.source)
@@ -120,7 +121,7 @@ def folder_mb(path: Path) -> float:
 
 
 def latencies(store, queries: np.ndarray, model: str) -> tuple[list[float], list[list[str]]]:
-    from ragkit.backends import Embeddings
+    from ragkit.types import Embeddings
 
     for q in queries[:10]:  # warm-up: caches, plans, index pages
         store.search(Embeddings(q[None], model), k=K)
@@ -153,7 +154,7 @@ def run(label: str, data: str, work: str, pg_url: str, pg_pid: int, milvus_url: 
         row["memory_mb"] = loaded - before
         disk = lambda: folder_mb(store.path)  # noqa: E731
     elif kind == "pgvector":
-        from ragkit.postgres import PostgresStore
+        from ragkit.stores.postgres import PostgresStore
 
         store = PostgresStore(pg_url, table=table, ann=ann)
         if insert:
@@ -163,14 +164,14 @@ def run(label: str, data: str, work: str, pg_url: str, pg_pid: int, milvus_url: 
         size = f"SELECT pg_total_relation_size('{table}')"  # the table, its TOAST and its indexes
         disk = lambda: store.conn.execute(size).fetchone()[0] / 2**20  # noqa: E731
     elif kind == "milvus-server":
-        from ragkit.milvus import MilvusStore
+        from ragkit.stores.milvus import MilvusStore
 
         store = MilvusStore(milvus_url, collection=table, ann=ann)
         store.clear()
         write_index(store, index, batch_size=2000)  # returns once the server searches every row through HNSW
         disk = lambda: None  # noqa: E731
     else:
-        from ragkit.milvus import MilvusStore
+        from ragkit.stores.milvus import MilvusStore
 
         base = rss_mb()
         file = Path(work) / f"milvus-{Path(data).name}.db"  # one per data set: its size is the disk MB
@@ -261,7 +262,7 @@ def main() -> None:
     p.add_argument("--milvus-url", help="also measure a running Milvus server, e.g. http://127.0.0.1:19530")
     args = p.parse_args()
 
-    from ragkit.postgres import start_postgres
+    from ragkit.stores.postgres import start_postgres
 
     work = Path(tempfile.mkdtemp(prefix="ragkit-bench-stores-"))
     pg = start_postgres(work / "pgdata")

@@ -1,8 +1,12 @@
-"""An on-disk embedding cache: each (model, text) pair is embedded once, ever.
+"""On-disk caches: each (model, text) pair is embedded once, ever; each (reranker, query, passage)
+pair is scored once.
 
-SQLite in WAL mode: every batch is committed atomically as soon as it is embedded, so an interrupted
-build keeps what it already paid for, and the next run embeds only what is missing. A corrupt cache
+SQLite in WAL mode: every batch is committed atomically as soon as it is computed, so an interrupted
+build keeps what it already paid for, and the next run computes only what is missing. A corrupt cache
 file is set aside with a warning and a fresh one started: a cache is never worth a crash.
+
+- `EmbeddingCache`: (model, text) -> float32 vector, and `embed(backend, texts)` that fills it.
+- `PairCache`: (reranker, query, passage) -> the reranker's per-pair numbers (`rerankers.cached`).
 
 >>> cache = EmbeddingCache(tmp_path / "emb.sqlite")               # doctest: +SKIP
 >>> result = cache.embed(backend, ["some text"])                    # doctest: +SKIP
@@ -12,10 +16,8 @@ file is set aside with a warning and a fresh one started: a cache is never worth
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +25,37 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backends import Backend, Usage, check_texts
+from . import config
+from .files import set_aside
+from .progress import progress_bar
+from .types import Backend, Usage, check_texts
+
+__all__ = ["CachedEmbeddings", "EmbeddingCache", "PairCache", "open_sqlite", "text_key"]
 
 
-def default_cache_dir() -> Path:
-    """Return `$RAGKIT_CACHE_DIR`, or `~/.cache/ragkit`."""
-    return Path(os.environ.get("RAGKIT_CACHE_DIR") or Path.home() / ".cache" / "ragkit")
+def open_sqlite(path: Path, schema: str, what: str) -> sqlite3.Connection:
+    """Return a connection to the SQLite file at `path` (WAL mode, `schema` created if missing).
+
+    A file SQLite cannot read is set aside (`files.set_aside`) with a warning naming `what` it held,
+    and an empty one is started in its place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(schema)
+        db.execute("PRAGMA quick_check").fetchone()
+        return db
+
+    try:
+        return connect()
+    except sqlite3.DatabaseError as exc:
+        aside = set_aside(path, ("-wal", "-shm"))
+        warnings.warn(f"{what} cache {path} is unreadable ({exc}); moved it to {aside} and started an empty "
+                      f"cache: {'texts will be embedded' if what == 'embedding' else 'pairs will be scored'} "
+                      f"again", stacklevel=4)
+        return connect()
 
 
 def text_key(model: str, text: str) -> str:
@@ -51,33 +78,13 @@ class EmbeddingCache:
     """A SQLite file mapping (model, text) to a float32 vector."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_cache_dir() / "embeddings.sqlite"
+        self.path = Path(path) if path else config.settings().cache_dir / "embeddings.sqlite"
         self._lock = threading.Lock()
-        self._db = self._open()
+        self._db = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, model TEXT "
+                                          "NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL)", "embedding")
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.path)!r}, {len(self)} vectors)"
-
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            warnings.warn(f"embedding cache {self.path} is unreadable ({exc}); moved it to {aside} "
-                          f"and started an empty cache: texts will be embedded again", stacklevel=3)
-            self.path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            return self._connect()
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
-                   "dim INTEGER NOT NULL, vector BLOB NOT NULL)")
-        db.execute("PRAGMA quick_check").fetchone()
-        return db
 
     def __len__(self) -> int:
         with self._lock:
@@ -117,8 +124,7 @@ class EmbeddingCache:
         vectors = self.get(model, texts)
         missing_texts = list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
         usage = Usage()
-        bar = progress_bar(progress, len(missing_texts), "embedding")
-        try:
+        with progress_bar(progress, len(missing_texts), "embedding") as advance:
             for start in range(0, len(missing_texts), batch_size):
                 batch = missing_texts[start : start + batch_size]
                 result = backend.embed(batch)
@@ -127,11 +133,7 @@ class EmbeddingCache:
                                      f"{result.model!r}; set RAGKIT_EMBEDDING_MODEL={result.model}")
                 self.put(model, batch, result.vectors)
                 usage = usage + result.usage
-                if bar is not None:
-                    bar.update(len(batch))
-        finally:
-            if bar is not None:
-                bar.close()
+                advance(len(batch))
         if missing_texts:
             vectors = self.get(model, texts)
         was_missing = set(missing_texts)
@@ -144,16 +146,44 @@ class EmbeddingCache:
             self._db.close()
 
 
-def progress_bar(progress: bool | Callable, total: int | None, desc: str, unit: str = "chunk", **options):
-    """Return a tqdm bar (or what a callable `progress(total=...)` makes), or None: off, or nothing to do.
+class PairCache:
+    """A SQLite file mapping (model, query, passage) to a few float64 numbers a reranker computed.
 
-    >>> progress_bar(False, 10, "embedding") is None and progress_bar(True, 0, "embedding") is None
-    True
+    The key is the first 16 bytes of sha256(model, query, passage); a row is about 45 bytes on disk.
+    A damaged file is set aside with a warning and a new one started.
     """
-    if not progress or total == 0:
-        return None
-    if callable(progress):
-        return progress(total=total)
-    from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, **options)
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else config.settings().cache_dir / "rerank-pairs.sqlite"
+        self._lock = threading.Lock()
+        self._db = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS pairs (key BLOB PRIMARY KEY, value BLOB "
+                                          "NOT NULL) WITHOUT ROWID", "reranker")
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+
+    @staticmethod
+    def key(model: str, query: str, passage: str) -> bytes:
+        return hashlib.sha256(f"{model}\x00{query}\x00{passage}".encode("utf-8", "surrogatepass")).digest()[:16]
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Return the cached values of the keys that are cached."""
+        found = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start : start + 500])
+                rows = self._db.execute(f"SELECT key, value FROM pairs WHERE key IN ({','.join('?' * len(part))})",
+                                        part).fetchall()
+                found.update((k, np.frombuffer(v, dtype=np.float64)) for k, v in rows if len(v) % 8 == 0)
+        return found
+
+    def put(self, items: dict[bytes, np.ndarray]) -> None:
+        """Store values in one transaction."""
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?)",
+                                 [(k, np.asarray(v, dtype=np.float64).tobytes()) for k, v in items.items()])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

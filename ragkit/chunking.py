@@ -2,7 +2,7 @@
 
 A chunk always keeps exact character offsets into its document (`doc.text[c.start:c.end] == c.text`),
 so an answer can quote and highlight its source. Sizes are counted in the embedding model's word
-pieces (the tokenizer of `ragkit.embeddings`), because that model reads at most 256 of them: a longer
+pieces (the tokenizer of `ragkit.embedder`), because that model reads at most 256 of them: a longer
 chunk would be silently cut off when embedded.
 
 Four ways to cut, from naive to structure-aware:
@@ -25,92 +25,27 @@ import inspect
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .embeddings import counting_tokenizer
+from .embedder import counting_tokenizer
+from .headings import sections as _sections
+from .types import Chunk, Document
 
 __all__ = [
-    "Document",
-    "Chunk",
     "by_paragraph",
     "by_tokens",
     "by_sentence",
     "by_heading",
     "chunk_documents",
-    "load_documents",
     "chunks_frame",
     "METHODS",
 ]
 
-TEXT_SUFFIXES = (".txt", ".md", ".rst")
-
 # The embedding model reads 256 word pieces, two of which are [CLS] and [SEP], and ragkit puts the
 # chunk's title and section above its text when embedding it: 200 leaves room for both.
 DEFAULT_MAX_TOKENS = 200
-
-
-@dataclass(frozen=True)
-class Document:
-    """One source text to chunk.
-
-    >>> Document("faq", "How do I install it?", title="FAQ", source="docs/faq.md").id
-    'faq'
-    """
-
-    id: str  # stable id, e.g. file stem or dataset id
-    text: str
-    title: str = ""
-    source: str = ""  # path or URL, shown as a citation source
-
-    def __post_init__(self):
-        for name in ("id", "text", "title", "source"):
-            value = getattr(self, name)
-            if not isinstance(value, str):
-                hint = "; decode it first, e.g. data.decode('utf-8')" if isinstance(value, bytes) else ""
-                raise TypeError(f"Document.{name} must be str, got {type(value).__name__}{hint}")
-        if not self.id:
-            raise ValueError("Document.id is empty; give each document a stable id, e.g. its file name")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage of a document, with exact offsets: `doc.text[chunk.start:chunk.end] == chunk.text`."""
-
-    id: str  # f"{doc_id}#{position}", deterministic
-    doc_id: str
-    title: str  # the document title
-    text: str
-    position: int  # 0-based index of the chunk within its document
-    start: int  # char offsets into document.text
-    end: int
-    section: str = ""  # heading path for heading-aware chunks ("Install > From source"), "" otherwise
-    source: str = ""
-    n_tokens: int = 0  # word pieces (model tokenizer, no special tokens)
-
-    @property
-    def label(self) -> str:
-        """Return "Title > Section" for display, without repeating a title the path starts with.
-
-        >>> Chunk("d#0", "d", "Reranking", "...", 0, 0, 3, section="Reranking > Cost").label
-        'Reranking > Cost'
-        """
-        parts = [p for p in self.section.split(" > ") if p]
-        if parts and parts[0] == self.title:
-            parts = parts[1:]
-        return " > ".join([self.title or self.doc_id, *parts])
-
-    def prose(self) -> str:
-        """Return the text without markdown/reST heading lines (for quoting sentences)."""
-        lines = self.text.splitlines()
-        keep = [line for i, line in enumerate(lines)
-                if not line.lstrip().startswith("#")
-                and not (line.strip() and set(line.strip()) <= set("=-~^*+#") and i > 0)
-                and not (i + 1 < len(lines) and lines[i + 1].strip()
-                         and set(lines[i + 1].strip()) <= set("=-~^*+#") and len(lines[i + 1].strip()) >= 3)]
-        return "\n".join(keep).strip()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,72 +219,6 @@ def _pack(spans: list[tuple[int, int]], pieces: _Pieces, max_tokens: int) -> lis
 
 
 # --------------------------------------------------------------------------------------------------
-# Headings: markdown '#' and setext, reST underlined (and overlined) titles.
-
-_ATX = re.compile(r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r" {0,3}(```|~~~)")
-_REST_ADORNMENT = "=-`:'\"~^_*+#<>."
-
-
-def _headings(text: str) -> list[tuple[int, int, str]]:
-    """Return (offset of the heading's first line, level, title) for each heading, in order."""
-    lines = text.splitlines(keepends=True)
-    offsets = np.concatenate([[0], np.cumsum([len(line) for line in lines])]).tolist()
-    bare = [line.rstrip("\r\n") for line in lines]
-    markdown = any(_ATX.match(line) or line.startswith("```") for line in bare)
-    adornment = "=-" if markdown else _REST_ADORNMENT
-    styles: dict[tuple[str, bool], int] = {}  # reST: levels go by order of first appearance
-    out, fenced, i, consumed = [], None, 0, -1  # consumed: last line used by a heading
-    if markdown and bare and bare[0].strip() == "---":  # skip YAML front matter
-        i = next((k + 1 for k in range(1, len(bare)) if bare[k].strip() in ("---", "...")), 0)
-    while i < len(bare):
-        line = bare[i]
-        if markdown and (m := _FENCE.match(line)):
-            fenced = None if fenced == m.group(1) else fenced or m.group(1)
-            i += 1
-            continue
-        if fenced:
-            i += 1
-            continue
-        if markdown and (m := _ATX.match(line)) and m.group(2).strip():
-            out.append((offsets[i], len(m.group(1)), m.group(2).strip()))
-            i += 1
-            continue
-        title = line.strip()
-        under = bare[i + 1].rstrip() if i + 1 < len(bare) else ""
-        over = bool(under) and i - 1 > consumed and bare[i - 1].rstrip() == under  # reST: rule above too
-        if title and (over or not line[0].isspace()) and not _is_rule(title, adornment):
-            if _is_rule(under, adornment) and len(under) >= min(3, len(title)):
-                if markdown:
-                    level = 1 if under[0] == "=" else 2
-                else:
-                    level = styles.setdefault((under[0], over), len(styles) + 1)
-                out.append((offsets[i - 1 if over else i], level, title))
-                consumed = i + 1
-                i += 2
-                continue
-        i += 1
-    return out
-
-
-def _is_rule(line: str, chars: str) -> bool:
-    """Is `line` one punctuation character repeated, as in '=====' or '-----'?"""
-    return len(line) >= 1 and line[0] in chars and line == line[0] * len(line)
-
-
-def _sections(text: str) -> list[tuple[int, int, str]]:
-    """Return (start, end, heading path) spans; text before the first heading has path ''."""
-    bounds, stack = [(0, "")], []
-    for offset, level, title in _headings(text):
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, title))
-        bounds.append((offset, " > ".join(t for _, t in stack)))
-    ends = [b[0] for b in bounds[1:]] + [len(text)]
-    return [(start, end, path) for (start, path), end in zip(bounds, ends)]
-
-
-# --------------------------------------------------------------------------------------------------
 # Public chunkers.
 
 
@@ -510,76 +379,6 @@ def chunk_documents(docs: Sequence[Document], method: str = "paragraph", **optio
             continue
         chunks += chunker(doc, **options)
     return chunks
-
-
-# --------------------------------------------------------------------------------------------------
-# Files and tables.
-
-
-def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
-    """Return a Document for each .txt / .md / .rst file given, or found (recursively) in a folder given.
-
-    Files in a folder are read in sorted order and their id is the path relative to that folder
-    ("guide/install.md"); a file given directly has its file name as id. The title is the first
-    heading, or else the first line (at most 80 characters). Bytes that are not UTF-8 are replaced
-    with U+FFFD, with a warning naming the file. Hidden files and folders are skipped.
-
-    >>> docs = load_documents("data/handbook")  # doctest: +SKIP
-    >>> docs[0].id, docs[0].title  # doctest: +SKIP
-    ('install.md', 'Installing ragkit')
-    """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    found: list[tuple[str, Path]] = []
-    for given in map(Path, paths):
-        if given.is_dir():
-            files = sorted(
-                (p.relative_to(given).as_posix(), p)
-                for p in given.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in TEXT_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(given).parts)
-            )
-            if not files:
-                raise ValueError(f"no {'/'.join(TEXT_SUFFIXES)} files under {given}")
-            found += files
-        elif given.is_file():
-            if given.suffix.lower() not in TEXT_SUFFIXES:
-                kinds = ", ".join(TEXT_SUFFIXES)
-                raise ValueError(f"{given}: ragkit reads {kinds} files, not {given.suffix!r}")
-            found.append((given.name, given))
-        else:
-            raise FileNotFoundError(f"{given} does not exist (working directory: {Path.cwd()})")
-    docs, where = [], {}
-    for doc_id, path in found:
-        if doc_id in where:
-            raise ValueError(
-                f"{where[doc_id]} and {path} would both get id {doc_id!r}; load them in separate calls "
-                "and give them distinct ids with dataclasses.replace(doc, id=...)"
-            )
-        where[doc_id] = path
-        text = _read_text(path)
-        docs.append(Document(id=doc_id, text=text, title=_title(text), source=str(path)))
-    return docs
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        warnings.warn(
-            f"{path} is not valid UTF-8 (byte {err.start}); undecodable bytes were replaced with U+FFFD. "
-            "Re-save the file as UTF-8 to keep its characters.",
-            stacklevel=3,
-        )
-        return data.decode("utf-8-sig", errors="replace")
-
-
-def _title(text: str, limit: int = 80) -> str:
-    heads = _headings(text)
-    title = heads[0][2] if heads else next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
 def chunks_frame(chunks: Sequence[Chunk]):

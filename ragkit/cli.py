@@ -9,12 +9,21 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shlex
 import sys
 from pathlib import Path
 
-from .chunking import DEFAULT_MAX_TOKENS
+from . import config
+from .backends import LocalBackend, backend
+from .backends.server import serve
+from .chunking import DEFAULT_MAX_TOKENS, chunk_documents
+from .documents import load_documents
+from .errors import DatasetError, DownloadFailed, RagkitError
+from .eval.beir import BEIR_MD5
+from .eval.benchmark import benchmark_beir, parse_configs
+from .pipeline import ask
+from .stores import describe, open_store, sync
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
@@ -23,7 +32,7 @@ STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.
 
 def default_index_dir() -> Path:
     """Return `$RAGKIT_INDEX`, or `.ragkit/index` under the current folder."""
-    return Path(os.environ.get("RAGKIT_INDEX") or Path(".ragkit") / "index")
+    return config.settings().index
 
 
 def _demo_paths() -> list[Path]:
@@ -35,9 +44,6 @@ def _demo_paths() -> list[Path]:
 
 def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
     """Chunk, embed (through the cache) and write the chunks to a store (folder or database); return it."""
-    from .chunking import chunk_documents, load_documents
-    from .stores import describe, open_store, sync
-
     docs = load_documents(paths)
     options = {"size": max_tokens} if method == "tokens" else {"max_tokens": max_tokens}
     chunks = chunk_documents(docs, method=method, **options)
@@ -51,8 +57,6 @@ def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, back
 
 
 def cmd_index(args) -> int:
-    from .backends import backend
-
     paths = [Path(p) for p in args.paths] or _demo_paths()
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -62,10 +66,6 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .backends import backend
-    from .pipeline import ask
-    from .stores import describe, open_store
-
     index = open_store(args.store or args.index)  # first: a store that is down fails before models load
     chosen = backend()
     if not len(index):
@@ -94,11 +94,6 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import json
-
-    from .benchmark import benchmark_beir, parse_configs
-    from .datasets import BEIR_MD5, DatasetError, DatasetUnavailable
-
     where = Path(args.dataset)
     if not where.exists() and args.dataset not in BEIR_MD5:
         print(f"ragkit: eval: no dataset folder at {where} (working directory: {Path.cwd()}); pass a BEIR "
@@ -108,7 +103,7 @@ def cmd_eval(args) -> int:
         report = benchmark_beir(args.dataset, split=args.split, configs=parse_configs(args.configs),
                                 rerank_top=args.k)
         paths = report.write_runs(args.run_dir) if args.run_dir else []
-    except (DatasetError, DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, DownloadFailed, FileNotFoundError, ValueError) as exc:
         print(f"ragkit: eval: {exc}", file=sys.stderr)
         return 1
     if paths:
@@ -118,16 +113,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .local import LocalBackend
-    from .server import serve
-
     serve(LocalBackend.from_env(), host=args.host, port=args.port)
     return 0
 
 
 def cmd_warmup(args) -> int:
-    from .local import LocalBackend
-
     b = LocalBackend.from_env()
     b.embed(["warm up"])
     b.rerank("warm up", ["warm up"])
@@ -144,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("index", help="chunk and embed documents into an index")
     i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
     i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
-    i.add_argument("--store", default=os.environ.get("RAGKIT_STORE"), help=STORE_HELP)
+    i.add_argument("--store", default=config.settings().store, help=STORE_HELP)
     i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"])
     i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="chunk size limit in word pieces")
     i.set_defaults(run=cmd_index)
@@ -152,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="answer a question from the index")
     a.add_argument("question")
     a.add_argument("--index", type=Path, default=default_index_dir())
-    a.add_argument("--store", default=os.environ.get("RAGKIT_STORE"), help=STORE_HELP)
+    a.add_argument("--store", default=config.settings().store, help=STORE_HELP)
     a.add_argument("-k", type=int, default=20, help="candidates retrieved (default 20)")
     a.add_argument("--keep", type=int, default=5, help="sources given to the model (default 5)")
     a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")
@@ -187,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ragkit: interrupted (work already embedded stays cached)", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+    except (RagkitError, ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"ragkit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence, TypeVar
 
-import numpy as np
 
-from .backends import Backend, BackendError, Completion, Message, Usage
-from .index import Hit
+from .errors import BackendError
+from .types import Backend, Completion, Hit, Message, Usage
+from .vectors import best_first
 
 T = TypeVar("T")
 
@@ -79,9 +79,20 @@ class Answer:
     sources: list[Hit]
     mode: str
     raw: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     model: str = ""
     usage: Usage = Usage()
+    model_sources: tuple[int, ...] = ()  # for a structured answer: the source numbers the model listed
+
+    def with_note(self, note: str) -> "Answer":
+        """Return a copy of the answer with one more note."""
+        return replace(self, notes=(*self.notes, note))
+
+    def to_dict(self) -> dict:
+        """Return the answer as JSON-ready fields: answer, sources (the numbers the checks kept),
+        model_sources, mode, notes."""
+        return {"answer": self.text, "sources": [c.number for c in self.citations],
+                "model_sources": list(self.model_sources), "mode": self.mode, "notes": list(self.notes)}
 
     def to_frame(self):
         """Return the cited sources as a pandas DataFrame."""
@@ -202,7 +213,7 @@ def extractive_answer(question: str, hits: Sequence[Hit], backend: Backend,
         return NOT_IN_CONTEXT, []
     vectors = backend.embed([question] + [s for _, s in candidates]).vectors
     scores = vectors[1:] @ vectors[0]
-    best = sorted(np.argsort(-scores, kind="stable")[:max_sentences])  # keep source order
+    best = sorted(best_first(scores)[:max_sentences])  # keep source order
     chosen = [candidates[i] for i in best]
     return " ".join(_with_citations(s, [n]) for n, s in chosen), list(dict.fromkeys(n for n, _ in chosen))
 
@@ -223,8 +234,7 @@ def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bo
     if strict is None:
         strict = is_small_local_model(backend.chat_model)
     if not hits:
-        return Answer(question, NOT_IN_CONTEXT, [], [], "not_in_context",
-                      notes=["no source passed the relevance threshold; the model was not called"])
+        return _not_in_context(question)
     completion = backend.chat(build_messages(question, hits), max_tokens=max_tokens, temperature=0.0,
                               stop=STOP)
     text, numbers, mode, notes = check_answer(question, completion.text, hits, strict=strict)
@@ -233,8 +243,13 @@ def generate(question: str, hits: Sequence[Hit], backend: Backend, *, strict: bo
         notes.append("nothing the model wrote was supported by the sources; "
                      "quoting the source sentences closest to the question instead")
     citations = [Citation(n, hits[n - 1]) for n in numbers]
-    return Answer(question, text, citations, hits, mode, completion.text, notes, completion.model,
+    return Answer(question, text, citations, hits, mode, completion.text, tuple(notes), completion.model,
                   completion.usage)
+
+
+def _not_in_context(question: str) -> Answer:
+    return Answer(question, NOT_IN_CONTEXT, [], [], "not_in_context",
+                  notes=("no source passed the relevance threshold; the model was not called",))
 
 
 def json_reply(completion: Completion, what: str, read: Callable[[dict], T]) -> T:
@@ -263,17 +278,16 @@ ANSWER_SCHEMA = {
 }
 
 
-def structured_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 160) -> dict:
-    """Return {"answer", "sources", "model_sources", "mode", "notes"}: a JSON answer, checked.
+def structured_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 160) -> Answer:
+    """Return a JSON answer, checked: an `Answer` whose `model_sources` are the numbers the model listed.
 
     The model fills ANSWER_SCHEMA; then the answer text is checked against the sources like any
-    other (`check_answer`), and `sources` holds the source numbers that really support it
-    (`model_sources`: the ones the model listed).
+    other (`check_answer`), and the citations hold the sources that really support it.
+    `answer.to_dict()` gives the fields as JSON: answer, sources, model_sources, mode, notes.
     """
     hits = list(hits)
     if not hits:
-        return {"answer": NOT_IN_CONTEXT, "sources": [], "model_sources": [], "mode": "not_in_context",
-                "notes": ["no source passed the relevance threshold; the model was not called"]}
+        return _not_in_context(question)
     messages = [{"role": "system", "content": "Answer the question from the numbered sources only. Reply "
                  "with JSON: a short answer, and the numbers of the sources it comes from."},
                 build_messages(question, hits)[-1]]
@@ -286,7 +300,8 @@ def structured_answer(question: str, hits: Sequence[Hit], backend: Backend, max_
         notes.append("nothing in the model's answer was supported; quoting the closest source sentences")
     if sorted(set(claimed)) != sorted(set(numbers)):
         notes.append(f"the model listed sources {claimed}; the checks found support in {numbers}")
-    return {"answer": checked, "sources": numbers, "model_sources": claimed, "mode": mode, "notes": notes}
+    return Answer(question, checked, [Citation(n, hits[n - 1]) for n in numbers], hits, mode, completion.text,
+                  tuple(notes), completion.model, completion.usage, tuple(claimed))
 
 
 def stream_answer(question: str, hits: Sequence[Hit], backend: Backend, max_tokens: int = 120) -> Iterator[str]:

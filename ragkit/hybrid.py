@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .index import Hit
+from .types import Hit
 
 __all__ = ["RRF_K", "fuse_hits", "minmax", "rrf", "score_fusion"]
 

@@ -18,29 +18,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backends import Backend, Embeddings
 from .cache import EmbeddingCache
-from .chunking import Chunk
+from .errors import EmbeddingModelMismatch, IndexFileError
+from .types import Backend, Chunk, Embeddings, Hit
+from .vectors import normalize, top_k
+
+__all__ = ["VectorIndex", "build_index", "embedding_text", "hits_frame", "similarities"]
 
 FORMAT = "ragkit-index"
 VERSION = 1
-
-
-class EmbeddingModelMismatch(ValueError):
-    """A query's vectors come from another embedding model than the index's."""
-
-
-class IndexFileError(ValueError):
-    """A saved index is missing, damaged or not a ragkit index."""
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved chunk, its score (cosine similarity for the index) and its rank (1 = best)."""
-
-    chunk: Chunk
-    score: float
-    rank: int
 
 
 def hits_frame(hits: Sequence[Hit]):
@@ -50,36 +36,6 @@ def hits_frame(hits: Sequence[Hit]):
     return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "source": h.chunk.label,
                           "chunk": h.chunk.id, "text": h.chunk.text}
                          for h in hits])
-
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """Return rows scaled to unit length as float32 (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2:
-        raise ValueError(f"expected a 2-d array of vectors, got shape {vectors.shape}")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if np.all(np.abs(norms - 1) < 1e-5):  # already unit length: keep the exact bits
-        return vectors
-    return vectors / np.where(norms == 0, 1, norms)
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Return the indices of the k largest scores, best first, ties broken by lower index.
-
-    >>> top_k(np.array([0.1, 0.9, 0.5, 0.9]), 3)
-    array([1, 3, 2])
-    """
-    n = scores.shape[0]
-    k = min(k, n)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    if k < n:
-        part = np.argpartition(-scores, k - 1)[:k]
-        candidates = np.flatnonzero(scores >= scores[part].min())  # keep every tie at the cut
-    else:
-        candidates = np.arange(n)
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order[:k]]
 
 
 # Below this many multiply-adds, a product runs in numpy's own single-threaded loop instead of BLAS.
@@ -141,8 +97,8 @@ class VectorIndex:
 
     def search(self, query: Embeddings, k: int = 10) -> list[Hit]:
         """Return the k chunks most similar to the (first) query vector, best first."""
-        first = Embeddings(self.check_query(query)[:1], query.model, query.usage)
-        return self.search_all(first, k)[0]
+        self.check_query(query)
+        return self.search_all(query.first(), k)[0]
 
     def search_all(self, queries: Embeddings, k: int = 10) -> list[list[Hit]]:
         """Return the top k hits for every query vector (one list per row), in one matrix product."""

@@ -35,8 +35,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .chunking import Chunk, Document
-from .index import Hit, embedding_text, top_k
+from .index import embedding_text
+from .types import Chunk, Document, Hit
+from .vectors import top_k
 
 __all__ = ["B", "K1", "STEMMER", "BM25Index", "as_chunks", "indexed_text", "snowball", "tokenize"]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from .backends import Backend, Usage
 from .generate import Answer, generate
-from .index import Hit, VectorIndex, embedding_text
+from .index import embedding_text
+from .types import Backend, Hit, SearchIndex, Usage
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Result:
         return pd.DataFrame(rows).sort_values(["rerank_rank", "dense_rank"], na_position="last")
 
 
-def retrieve(question: str, index: VectorIndex, backend: Backend, k: int = 20) -> list[Hit]:
+def retrieve(question: str, index: SearchIndex, backend: Backend, k: int = 20) -> list[Hit]:
     """Return the k chunks nearest to the question in embedding space (exact search)."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty: ask something")
@@ -93,12 +93,7 @@ def closest_note(result: Result) -> str:
             f"{result.threshold:g}; a threshold of {result.threshold_to_answer:g} would let it through")
 
 
-def default_threshold(backend: Backend) -> float | None:
-    """Return the relevance threshold the backend's reranker recommends (None: do not filter)."""
-    return getattr(backend, "rerank_threshold", None)
-
-
-def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int = 20, k_keep: int = 5,
+def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int = 20, k_keep: int = 5,
         threshold: float | None = None, use_rerank: bool = True, answer: bool = True) -> Result:
     """Return the answer to `question` and every stage's candidates, scores, timings and usage.
 
@@ -123,13 +118,13 @@ def ask(question: str, index: VectorIndex, backend: Backend, *, k_retrieve: int 
     if use_rerank:
         reranked = stage("rerank", rerank, question, retrieved, backend)
         if threshold is None:
-            threshold = default_threshold(backend)
+            threshold = backend.rerank_threshold
     else:
         reranked = retrieved
     kept = keep(reranked, k_keep, threshold)
     final = stage("generate", generate, question, kept, backend) if answer else None
     result = Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
     if final is not None and result.threshold_to_answer is not None:
-        final.notes.append(closest_note(result))
+        result = replace(result, answer=final.with_note(closest_note(result)))
     return result
 

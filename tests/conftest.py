@@ -39,14 +39,15 @@ def scratch_tmpdir(monkeypatch):
 @pytest.fixture(scope="session")
 def local_backend():
     """The real local backend (MiniLM, the offline reranker, SmolLM2), loaded once per run."""
-    from ragkit.local import LocalBackend
+    from ragkit.backends.local import LocalBackend
 
     return LocalBackend()
 
 
 @pytest.fixture(scope="session")
 def demo_chunks():
-    from ragkit.chunking import chunk_documents, load_documents
+    from ragkit.chunking import chunk_documents
+    from ragkit.documents import load_documents
 
     return chunk_documents(load_documents([DEMO]), "heading")
 

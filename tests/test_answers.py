@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ragkit.backends import BackendError, Completion, Usage
-from ragkit.datasets import Question
-from ragkit.evaluate import JUDGE_SCHEMA, answer_checks, answer_summary, judge_answer, token_f1
-from ragkit.openrouter import OpenRouterBackend
-from ragkit.server import make_server
+from ragkit import BackendError, Completion, Usage
+from ragkit.eval.datasets import Question
+from ragkit.eval.answers import JUDGE_SCHEMA, answer_checks, answer_summary, judge_answer, token_f1
+from ragkit.backends.openrouter import OpenRouterBackend
+from ragkit.backends.server import make_server
 
 
 def question(qid, text, relevant=(), answer="", answerable=True):

@@ -6,7 +6,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from ragkit.backends import Embeddings, Usage
+from ragkit.types import Embeddings, Usage
 from ragkit.cache import EmbeddingCache
 
 

@@ -7,19 +7,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ragkit.documents import load_documents
+from ragkit.types import Chunk, Document
 from ragkit.chunking import (
     METHODS,
-    Chunk,
-    Document,
     by_heading,
     by_paragraph,
     by_sentence,
     by_tokens,
     chunk_documents,
     chunks_frame,
-    load_documents,
 )
-from ragkit.embeddings import count_tokens, load_tokenizer
+from ragkit.embedder import count_tokens, load_tokenizer
 
 TOKENIZER = load_tokenizer()
 TOKENIZER.no_truncation()

@@ -80,7 +80,7 @@ def test_index_bad_paths_get_one_clear_line(tmp_path, make, message):
 def test_ask_with_an_index_from_another_model_says_how_to_fix(tmp_path):
     import numpy as np
 
-    from ragkit.chunking import Chunk
+    from ragkit.types import Chunk
     from ragkit.index import VectorIndex
 
     VectorIndex(np.ones((1, 8)), [Chunk("a#0", "a", "A", "text", 0, 0, 4)], "other/model").save(

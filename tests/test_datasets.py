@@ -15,12 +15,11 @@ import pytest
 
 from conftest import write_files
 
-from ragkit.chunking import load_documents
-from ragkit.datasets import (
+from ragkit.documents import load_documents
+from ragkit.errors import DatasetError, DatasetUnavailable
+from ragkit.eval.datasets import (
     BEIR_URL,
     BeirDataset,
-    DatasetError,
-    DatasetUnavailable,
     Question,
     demo_corpus,
     load_beir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragkit.embeddings import MAX_TOKENS, count_tokens, counting_tokenizer
+from ragkit.embedder import MAX_TOKENS, count_tokens, counting_tokenizer
 
 
 def test_vectors_are_unit_length_float32_in_input_order(local_backend):
@@ -31,7 +31,7 @@ def test_text_beyond_the_model_limit_is_embedded_with_a_warning(local_backend):
 
 def test_default_chunks_fit_the_model_with_their_title_line(demo_chunks):
     from ragkit.chunking import chunk_documents
-    from ragkit.datasets import python_reference
+    from ragkit.eval.datasets import python_reference
     from ragkit.index import embedding_text
 
     chunks = demo_chunks + chunk_documents(python_reference(), "heading")

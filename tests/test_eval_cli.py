@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragkit import benchmark as bench
-from ragkit.evaluate import read_qrels_tsv, read_trec_run
+from ragkit.eval import benchmark as bench
+from ragkit.eval import read_qrels_tsv, read_trec_run
 
 DOCS = {
     "kettle": ("Kettles", "A kettle boils water. An electric kettle switches itself off when the water boils."),
@@ -184,12 +184,13 @@ def test_eval_errors_are_one_clear_line(tmp_path, args, message):
 
 
 def test_eval_offline_named_dataset_says_it_cannot_download(tmp_path, monkeypatch, capsys):
-    from ragkit import cli, datasets
+    from ragkit import cli
+    from ragkit.eval import beir
 
     with socket.socket() as s:  # a port nobody listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(datasets, "BEIR_URL", f"http://127.0.0.1:{port}/beir")
+    monkeypatch.setattr(beir, "BEIR_URL", f"http://127.0.0.1:{port}/beir")
     monkeypatch.chdir(tmp_path)
     assert cli.main(["eval", "--dataset", "scifact"]) == 1
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragkit.evaluate import (
+from ragkit.eval import (
     PairedResult,
     evaluate,
     hit_rate_at_k,
@@ -188,8 +188,8 @@ def test_bad_inputs_say_what_to_fix():
 
 
 def test_run_from_hits_scores_a_document_by_its_best_chunk():
-    from ragkit.chunking import Chunk
-    from ragkit.index import Hit
+    from ragkit.types import Chunk
+    from ragkit.types import Hit
 
     def hit(doc, pos, score, rank):
         return Hit(Chunk(f"{doc}#{pos}", doc, doc, "text", pos, 0, 4), score, rank)

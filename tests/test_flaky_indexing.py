@@ -15,7 +15,7 @@ import numpy as np
 
 from faultserver import FaultServer, Reply, embeddings_json
 from ragkit.cache import EmbeddingCache
-from ragkit.openrouter import OpenRouterBackend
+from ragkit.backends.openrouter import OpenRouterBackend
 
 FAULTS = [Reply(503, {"error": {"code": 503, "message": "overloaded"}}),
           Reply(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "0"}),

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 
-from ragkit.backends import Completion, Usage
-from ragkit.chunking import Chunk
-from ragkit.generate import (NOT_IN_CONTEXT, build_messages, check_answer, cited_numbers, generate,
+from ragkit.types import Completion, Usage
+from ragkit.types import Chunk
+from ragkit.generate import (NOT_IN_CONTEXT, Answer, build_messages, check_answer, cited_numbers, generate,
                              split_sentences, support)
-from ragkit.index import Hit
+from ragkit.types import Hit
 
 
 def hit(n, text, title="T"):
@@ -130,8 +130,9 @@ def test_every_citation_maps_to_a_source_it_was_given(local_backend, demo_index)
 def test_structured_answer_is_valid_json_with_checked_sources(local_backend):
     from ragkit.generate import structured_answer
 
-    data = structured_answer("What does a reranker do?", HITS, local_backend)
-    assert data["mode"] in {"generated", "checked", "extractive"}
+    answer = structured_answer("What does a reranker do?", HITS, local_backend)
+    data = answer.to_dict()
+    assert isinstance(answer, Answer) and data["mode"] == answer.mode in {"generated", "checked", "extractive"}
     assert data["answer"] and set(data["sources"]) <= {1, 2}
     assert all(isinstance(n, int) for n in data["model_sources"])
-    assert structured_answer("anything?", [], local_backend)["mode"] == "not_in_context"
+    assert structured_answer("anything?", [], local_backend).mode == "not_in_context"

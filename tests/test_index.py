@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ragkit.backends import Embeddings
-from ragkit.chunking import Chunk
-from ragkit.index import EmbeddingModelMismatch, IndexFileError, VectorIndex, top_k
+from ragkit.types import Embeddings
+from ragkit.types import Chunk
+from ragkit.errors import EmbeddingModelMismatch, IndexFileError
+from ragkit.index import VectorIndex
+from ragkit.vectors import top_k
 
 
 def chunks(n):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import ragkit.hybrid
 import ragkit.lexical
-from ragkit.chunking import Chunk, Document
+from ragkit.types import Chunk, Document
 from ragkit.hybrid import fuse_hits, minmax, rrf, score_fusion
-from ragkit.index import Hit
+from ragkit.types import Hit
 from ragkit.lexical import BM25Index, as_chunks, tokenize
 
 CORPUS = [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkit.server import make_server
+from ragkit.backends.server import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from load import report, run_load  # noqa: E402

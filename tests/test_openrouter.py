@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from faultserver import DONE, FaultServer, Reply, chat_json, chunk, embeddings_json, error_json
-from ragkit import models
-from ragkit.backends import (
+from ragkit import config, weights
+from ragkit import (
     APIError, AuthenticationError, Backend, BadRequest, BadResponse, ConnectionFailed, Forbidden,
     NotFound, PaymentRequired, RateLimited, ServerError, Usage,
 )
-from ragkit.openrouter import (
-    OPENROUTER_CHAT_MODEL, OPENROUTER_EMBEDDING_MODEL, OPENROUTER_RERANK_MODEL, ChatStream,
-    OpenRouterBackend, retry_after_seconds,
-)
+from ragkit.backends.http import retry_after_seconds
+from ragkit.backends.openrouter import OpenRouterBackend
+from ragkit.config import OPENROUTER_CHAT_MODEL, OPENROUTER_EMBEDDING_MODEL, OPENROUTER_RERANK_MODEL
+from ragkit.types import ChatStream
 
 KEY = "sk-or-v1-TESTKEY-0123456789abcdef"
 HELLO = [{"role": "user", "content": "hello"}]
@@ -472,7 +472,7 @@ def test_defaults_on_openrouter_and_elsewhere():
     assert b.name == "openrouter" and b.describe().startswith("OpenRouter at openrouter.ai: ")
     local = OpenRouterBackend("http://127.0.0.1:8000/v1")
     assert (local.embedding_model, local.rerank_model, local.chat_model) == (
-        models.EMBEDDING_MODEL, "local/default", models.CHAT_MODEL)
+        config.LOCAL_EMBEDDING_MODEL, "local/default", config.LOCAL_CHAT_MODEL)
     assert isinstance(local, Backend)
 
 
@@ -505,7 +505,7 @@ def test_the_key_never_shows(fault, caplog):
     secret_url = fault.url.replace("http://", "http://user:hunter2@") + "?token=abc"
     other = OpenRouterBackend(secret_url, api_key=KEY)
     b = OpenRouterBackend(fault.url, api_key=KEY, max_retries=1, backoff=0.01, timeout=0.3)
-    texts = [repr(b), b.describe(), str(b._client.headers), repr(other), other.describe()]
+    texts = [repr(b), b.describe(), str(b._http.client.headers), repr(other), other.describe()]
     # a server that echoes the key back in its error message, on every kind of failure
     fault.push(Reply(401, error_json(401, f"Invalid key {KEY}")),
                Reply(500, error_json(500, f"boom {KEY}")), Reply(500, error_json(500, f"boom {KEY}")),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ragkit
-from ragkit.backends import Embeddings
+from ragkit.types import Embeddings
 
 
 def test_every_stage_is_reported(local_backend, demo_index):

@@ -83,7 +83,7 @@ def _reference_topics() -> dict[str, str]:
 
 def _stdlib_docstrings() -> dict[str, str]:
     """Document id -> what the retrievers read of it: the title (id and signature), then the text."""
-    from ragkit.datasets import python_docstrings
+    from ragkit.eval.datasets import python_docstrings
 
     return {d.id: f"{d.title}\n{d.text}" for d in python_docstrings()}
 

@@ -14,9 +14,9 @@ import pytest
 from faultserver import FaultServer, Reply
 from conftest import write_files
 from ragkit.lexical import tokenize
-from ragkit.rerankers import (DEFAULT_CROSS_ENCODER, FEATURES, PAIR_SCORES, CrossEncoder, LocalReranker,
-                           bm25_within, find_cross_encoder, local_reranker, maxsim, overlap, read, terms,
-                           windows)
+from ragkit.config import DEFAULT_CROSS_ENCODER
+from ragkit.rerankers import CrossEncoder, LocalReranker, find_cross_encoder, local_reranker
+from ragkit.rerankers.offline import FEATURES, PAIR_SCORES, bm25_within, maxsim, overlap, read, terms, windows
 
 REPO_NAME = "tiny-org/tiny-cross-encoder"
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "do", "cats", "eat", "fish", "and", "meat",
@@ -351,7 +351,7 @@ def test_maxsim_takes_each_query_tokens_best_match():
 
 
 def test_windows_cover_a_long_passage_from_word_starts():
-    from ragkit.embeddings import counting_tokenizer
+    from ragkit.embedder import counting_tokenizer
 
     tok = counting_tokenizer()
     text = "Title line\n" + " ".join(f"sentence{i} ends here." for i in range(200))

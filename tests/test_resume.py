@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from ragkit.datasets import python_reference
+from ragkit.eval.datasets import python_reference
 
 
 def test_killed_index_build_resumes_with_only_the_missing_chunks(tmp_path):

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from ragkit.openrouter import OpenRouterBackend
-from ragkit.server import make_server
+from ragkit.backends.openrouter import OpenRouterBackend
+from ragkit.backends.server import make_server
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 OPENROUTER_KEY = "sk-or-v1-fake0123456789abcdefRAGKITSECRET"
@@ -62,5 +62,5 @@ def test_key_is_sent_only_where_it_belongs(server, monkeypatch):
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
     monkeypatch.setenv("RAGKIT_BASE_URL", srv.base_url)
     b = OpenRouterBackend.from_env()   # another host: the OpenRouter key stays home
-    assert "Authorization" not in b._client.headers
+    assert "Authorization" not in b._http.client.headers
     assert OPENROUTER_KEY not in repr(b) and OPENROUTER_KEY not in b.describe()

@@ -1,4 +1,4 @@
-"""`ragkit.server` on loopback, driven by `OpenRouterBackend`: end to end with the real local models,
+"""`ragkit.backends.server` on loopback, driven by `OpenRouterBackend`: end to end with the real local models,
 and the wire protocol's edges with a small stub backend (kept for fault injection)."""
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import httpx
 import numpy as np
 import pytest
 
-from ragkit import models
-from ragkit.backends import (
-    BackendError, BadRequest, Completion, Embeddings, NotFound, Ranked, RerankResult, ServerError, Usage,
+from ragkit import config, weights
+from ragkit import (
+    BackendError, ChatStream, BadRequest, Completion, Embeddings, NotFound, Ranked, RerankResult, ServerError, Usage,
 )
-from ragkit.openrouter import OpenRouterBackend
-from ragkit.server import make_server
+from ragkit.backends.openrouter import OpenRouterBackend
+from ragkit.backends.server import make_server
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
@@ -44,7 +44,7 @@ def test_e2e_embeddings_match_the_local_backend(remote, local_backend):
     remote.batch_size = 2
     emb = remote.embed(texts)
     direct = local_backend.embed(texts)
-    assert emb.model == direct.model == models.EMBEDDING_MODEL
+    assert emb.model == direct.model == config.LOCAL_EMBEDDING_MODEL
     assert emb.vectors.shape == (5, 384) and emb.vectors.dtype == np.float32
     np.testing.assert_allclose(emb.vectors, direct.vectors, atol=1e-6)
     assert remote.usage.requests == 3
@@ -64,7 +64,7 @@ def test_e2e_rerank_matches_the_local_backend(remote, local_backend):
 def test_e2e_chat(remote):
     c = remote.chat(QUESTION, max_tokens=8)
     assert isinstance(c, Completion) and c.text.strip()
-    assert c.model == models.CHAT_MODEL and c.finish_reason in ("stop", "length")
+    assert c.model == config.LOCAL_CHAT_MODEL and c.finish_reason in ("stop", "length")
     assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
 
 
@@ -72,7 +72,7 @@ def test_e2e_chat_stream(remote):
     stream = remote.chat(QUESTION, stream=True, max_tokens=8)
     pieces = list(stream)
     assert pieces and "".join(pieces).strip() and stream.text == "".join(pieces)
-    assert stream.model == models.CHAT_MODEL and remote.usage.requests == 1
+    assert stream.model == config.LOCAL_CHAT_MODEL and remote.usage.requests == 1
 
 
 def test_e2e_concurrent_clients(local_server, local_backend):
@@ -128,7 +128,7 @@ class Stub:
         if self.fail:
             raise self.fail
         time.sleep(self.embed_delay)
-        from ragkit.backends import check_texts
+        from ragkit.types import check_texts
         texts = check_texts(texts)
         v = np.array([[len(t), 1.0, t.count("a")] for t in texts], dtype=np.float32)
         return Embeddings(v / np.linalg.norm(v, axis=1, keepdims=True), self.embedding_model, Usage(1, 3))
@@ -146,7 +146,7 @@ class Stub:
         words = f"echo: {messages[-1]['content']}".split(" ")
         if not stream:
             return Completion(" ".join(words), self.chat_model, Usage(1, 4, len(words)), "stop")
-        return self._stream(words)
+        return ChatStream(self._stream(words), self.chat_model)
 
     def _stream(self, words):
         try:

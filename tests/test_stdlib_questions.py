@@ -1,4 +1,4 @@
-"""The standard library's docstrings (`ragkit.datasets.python_docstrings`) and the question set over
+"""The standard library's docstrings (`ragkit.eval.datasets.python_docstrings`) and the question set over
 them (data/python-stdlib).
 
 Fast and model-free. The corpus is deterministic, public names only, and each module's own objects
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkit.datasets import STDLIB_MODULES, load_questions, python_docstrings, questions_as_qrels
+from ragkit.eval.datasets import STDLIB_MODULES, load_questions, python_docstrings, questions_as_qrels
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "python-stdlib" / "questions.jsonl"
 

@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 
 import ragkit
-from ragkit.backends import Embeddings
+from ragkit.types import Embeddings
 from ragkit.cache import EmbeddingCache
-from ragkit.chunking import Chunk
-from ragkit.index import EmbeddingModelMismatch, VectorIndex
+from ragkit.types import Chunk
+from ragkit.errors import EmbeddingModelMismatch
+from ragkit.index import VectorIndex
 from ragkit.stores import (MemoryStore, StoreError, StoreUnavailable, check_where, open_store, redact, sync,
                            write_index)
 
@@ -53,7 +54,7 @@ def postgres():
     able to reach the folder, and pytest keeps its own folder private to its owner.
     """
     need("pgserver", "postgres")
-    from ragkit.postgres import start_postgres
+    from ragkit.stores.postgres import start_postgres
 
     folder = Path(tempfile.mkdtemp(prefix="ragkit-test-pg-"))
     server = start_postgres(folder / "data")
@@ -357,7 +358,8 @@ def test_cli_index_then_ask_with_ragkit_store_set_to_a_postgres_url(postgres, tm
 
     import psycopg
 
-    from ragkit.chunking import chunk_documents, load_documents
+    from ragkit.chunking import chunk_documents
+    from ragkit.documents import load_documents
 
     expected = {c.id for c in chunk_documents(load_documents([DEMO]), "heading")}
     with psycopg.connect(postgres.url) as db:
@@ -401,7 +403,7 @@ class IndexBuilding:
 
 
 def server_store(client) -> "MilvusStore":
-    from ragkit.milvus import MilvusStore
+    from ragkit.stores.milvus import MilvusStore
 
     store = MilvusStore.__new__(MilvusStore)
     store.client, store.collection, store.url, store.ann = client, "chunks", "http://user:pw@milvus:19530", True

@@ -13,11 +13,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ragkit import plots  # noqa: E402
-from ragkit.chunking import Chunk  # noqa: E402
-from ragkit.index import Hit  # noqa: E402
+from ragkit.workbook import plots  # noqa: E402
+from ragkit.types import Chunk  # noqa: E402
+from ragkit.types import Hit  # noqa: E402
 from ragkit.pipeline import Result  # noqa: E402
-from ragkit.widgets import compare, kept_ids, lists_html, movement, show_result  # noqa: E402
+from ragkit.workbook.widgets import compare, kept_ids, lists_html, movement, show_result  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

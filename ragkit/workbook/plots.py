@@ -10,7 +10,7 @@ returns the Axes (a pair of Axes for `score_distributions`, whose two scores liv
 - `relevance_histogram(scores, relevant_mask)`: do relevant chunks score higher than the rest?
 - `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns?
 
->>> from ragkit.plots import rank_movement
+>>> from ragkit.workbook.plots import rank_movement
 >>> ax = rank_movement(ragkit.ask("What does a reranker do?", index, backend, answer=False))  # doctest: +SKIP
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # matplotlib and pandas load only when a plot is drawn
     import pandas as pd
     from matplotlib.axes import Axes
 
-    from .index import Hit
-    from .pipeline import Result
+    from ..pipeline import Result
+    from ..types import Hit
 
 __all__ = ["score_distributions", "rank_movement", "relevance_histogram", "metric_curve", "short_title",
            "UP", "DOWN", "SAME"]
@@ -46,8 +46,7 @@ def _axes(ax: "Axes | None", height: float) -> "Axes":
 def short_title(hit: "Hit", limit: int = 32) -> str:
     """Return a short label for a chunk: its section's last heading, else its document title.
 
-    >>> from ragkit.chunking import Chunk
-    >>> from ragkit.index import Hit
+    >>> from ragkit.types import Chunk, Hit
     >>> short_title(Hit(Chunk("r#3", "r", "Reranking", "...", 3, 0, 3, section="Reranking > Cost"), 0.5, 1))
     'Reranking > Cost'
     """

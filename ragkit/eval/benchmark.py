@@ -1,6 +1,6 @@
 """Benchmark: retrieval configurations compared on labelled queries, the code behind `ragkit eval`.
 
-Seven configurations, each scored per query by `ragkit.evaluate` (nDCG@10, recall@100, MRR@10):
+Seven configurations, each scored per query by `ragkit.eval.metrics` (nDCG@10, recall@100, MRR@10):
 
 - `dense`: cosine similarity of embeddings over the whole index (`ragkit.index.VectorIndex`)
 - `bm25`: BM25 over words (`ragkit.lexical.BM25Index`)
@@ -14,12 +14,13 @@ Seven configurations, each scored per query by `ragkit.evaluate` (nDCG@10, recal
   (held-out nDCG@10 on train: 0.746 reranking the hybrid top 20, 0.753 the top 30, 0.752 the top 100).
 
 Each configuration returns its top 100 chunks per query; a document scores as its best chunk
-(`evaluate.run_from_hits`' rule), since the judgements are about documents.
+(`eval.metrics.run_from_hits`' rule), since the judgements are about documents.
 
 Caches, under `$RAGKIT_CACHE_DIR` (default ~/.cache/ragkit), so a second run skips the model work:
 - corpus embeddings: `EmbeddingCache` (384 float32 = 1.5 KB per chunk);
-- the reranker's per-(query, passage) numbers: `PairCache` (`rerank-pairs.sqlite`). For the offline
-  reranker these are the five that need the model (`rerankers.PAIR_SCORES`: cosine, MaxSim, best
+- the reranker's per-(query, passage) numbers: `cache.PairCache` (`rerank-pairs.sqlite`), through
+  `rerankers.cached.CachedReranker`. For the offline
+  reranker these are the five that need the model (`rerankers.offline.PAIR_SCORES`: cosine, MaxSim, best
   window, best sentence, title; five float64 under a 16-byte key, about 70 bytes a pair on disk:
   780 KB for SciFact's 11,294 pairs);
   the others depend on the query's words or the whole candidate set (BM25 within the candidates,
@@ -39,15 +40,11 @@ MiniLM pass over their N candidates, as `ragkit ask` pays it) and added per quer
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import inspect
 import re
-import sqlite3
 import sys
 import time
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -55,17 +52,24 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import rerankers
-from .cache import EmbeddingCache, default_cache_dir, progress_bar
-from .chunking import Chunk
-from .evaluate import PairedResult, evaluate, paired_test, write_trec_run
-from .hybrid import score_fusion
-from .index import VectorIndex
-from .lexical import B, K1, STEMMER, BM25Index, as_chunks, indexed_text
-from .pipeline import ask
+from ..backends import LocalBackend
+from ..cache import EmbeddingCache, PairCache
+from ..embedder import LocalEmbedder
+from ..hybrid import score_fusion
+from ..index import VectorIndex
+from ..lexical import B, K1, STEMMER, BM25Index, as_chunks, indexed_text
+from ..pipeline import ask
+from ..rerankers import LocalReranker
+from ..rerankers.cached import CachedReranker
+from ..types import Chunk
+from ..vectors import best_first
+from .beir import load_beir
+from .metrics import evaluate
+from .paired import PairedResult, paired_test
+from .trec import write_trec_run
 
-__all__ = ["CONFIGS", "DEFAULT_CONFIG", "DEPTH", "METRICS", "PairCache", "Report", "benchmark",
-           "benchmark_beir", "parse_configs"]
+__all__ = ["CONFIGS", "DEFAULT_CONFIG", "DEPTH", "METRICS", "Report", "benchmark", "benchmark_beir",
+           "parse_configs", "seconds_per_query"]
 
 CONFIGS = ("dense", "bm25", "hybrid", "dense+rerank", "bm25+rerank", "hybrid+rerank", "hybrid+rerank@30")
 DEFAULT_CONFIG = "dense+rerank"
@@ -108,171 +112,6 @@ def parse_configs(spec: str | Sequence[str] | None) -> list[str]:
         raise ValueError(f"unknown configuration {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"choose from {','.join(CONFIGS)} (or base+rerank@N)")
     return [c for c in CONFIGS if c in names] + deeper
-
-
-# --------------------------------------------------------------------------------------------------
-# The reranker's per-pair work, on disk
-
-
-class PairCache:
-    """A SQLite file mapping (model, query, passage) to a few float64 numbers a reranker computed.
-
-    The key is the first 16 bytes of sha256(model, query, passage); a row is about 45 bytes on disk.
-    A damaged file is set aside with a warning and a new one started.
-    """
-
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_cache_dir() / "rerank-pairs.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = self._connect()
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            warnings.warn(f"reranker cache {self.path} is unreadable ({exc}); moved it to {aside} and "
-                          "started an empty one", stacklevel=2)
-            self.path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            self._db = self._connect()
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS pairs (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
-        db.execute("PRAGMA quick_check").fetchone()
-        return db
-
-    def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
-
-    @staticmethod
-    def key(model: str, query: str, passage: str) -> bytes:
-        return hashlib.sha256(f"{model}\x00{query}\x00{passage}".encode("utf-8", "surrogatepass")).digest()[:16]
-
-    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """Return the cached values of the keys that are cached."""
-        found = {}
-        for start in range(0, len(keys), 500):
-            part = list(keys[start : start + 500])
-            rows = self._db.execute(f"SELECT key, value FROM pairs WHERE key IN ({','.join('?' * len(part))})",
-                                    part).fetchall()
-            found.update((k, np.frombuffer(v, dtype=np.float64)) for k, v in rows if len(v) % 8 == 0)
-        return found
-
-    def put(self, items: dict[bytes, np.ndarray]) -> None:
-        """Store values in one transaction."""
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?)",
-                                 [(k, np.asarray(v, dtype=np.float64).tobytes()) for k, v in items.items()])
-
-    def close(self) -> None:
-        self._db.close()
-
-
-class CachedReranker:
-    """Scores candidates exactly as `reranker.score(query, docs)` does, with the per-pair work cached.
-
-    Call `prepare(pairs)` once with every (query, passage) pair to be scored: missing pairs are
-    computed passage by passage (each passage through the model once, whatever number of queries it
-    is a candidate for) and stored; `score` then only assembles. A reranker of an unknown kind is
-    called directly, uncached.
-    """
-
-    def __init__(self, reranker, cache: PairCache | None):
-        self.reranker, self.cache = reranker, cache
-        if isinstance(reranker, rerankers.LocalReranker):
-            self.kind = "local"
-            self.model = (f"{reranker.name}|{reranker.embedder.name}|{','.join(rerankers.PAIR_SCORES)}|"
-                          f"window {rerankers.WINDOW}, stride {rerankers.STRIDE}")
-        elif isinstance(reranker, rerankers.CrossEncoder):  # one score per pair, nothing shared
-            self.kind, self.model = "pairwise", f"{reranker.name}|score"
-        else:
-            self.kind, self.model = "plain", reranker.name
-        self.values: dict[bytes, np.ndarray] = {}
-        self.computed = self.reused = 0
-
-    def prepare(self, pairs: Sequence[tuple[str, str]], progress: bool = True) -> None:
-        if self.kind == "plain":
-            return
-        keys = {PairCache.key(self.model, q, d): (q, d) for q, d in pairs}
-        found = self.cache.get(list(keys)) if self.cache is not None else {}
-        self.values.update(found)
-        missing = [pair for key, pair in keys.items() if key not in found]
-        self.reused += len(keys) - len(missing)
-        if not missing:
-            return
-        compute = self._local_pairs if self.kind == "local" else self._pairwise
-        for batch in compute(missing, progress):
-            self.values.update(batch)
-            self.computed += len(batch)
-            if self.cache is not None:
-                self.cache.put(batch)
-
-    def _local_pairs(self, pairs, progress):
-        # Each passage read once (`rerankers.read`, as LocalReranker does), against each of the
-        # queries it is a candidate for; batches of passages of similar length.
-        embedder = self.reranker.embedder
-        queries = list(dict.fromkeys(q for q, _ in pairs))
-        qtok = dict(zip(queries, rerankers.read(embedder, queries)))
-        by_doc: dict[str, list[str]] = defaultdict(list)
-        for q, d in pairs:
-            by_doc[d].append(q)
-        docs = sorted(by_doc, key=len)
-        bar = progress_bar(progress, len(docs), "reranker: passages", "passage")
-        try:
-            for start in range(0, len(docs), 64):
-                part = docs[start : start + 64]
-                dtok = dict(zip(part, rerankers.read(embedder, part)))
-                by_query: dict[str, list[str]] = defaultdict(list)
-                for d in part:
-                    for q in by_doc[d]:
-                        by_query[q].append(d)
-                batch = {}
-                for q, ds in by_query.items():
-                    values = rerankers.pair_scores(qtok[q], [dtok[d] for d in ds])
-                    batch.update((PairCache.key(self.model, q, d), v) for d, v in zip(ds, values))
-                yield batch
-                if bar is not None:
-                    bar.update(len(part))
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _pairwise(self, pairs, progress):
-        by_query: dict[str, list[str]] = defaultdict(list)
-        for q, d in pairs:
-            by_query[q].append(d)
-        bar = progress_bar(progress, len(pairs), "reranker: pairs", "pair")
-        try:
-            for q, ds in by_query.items():
-                scores = np.asarray(self.reranker.score(q, ds), dtype=np.float64)
-                yield {PairCache.key(self.model, q, d): s[None] for d, s in zip(ds, scores)}
-                if bar is not None:
-                    bar.update(len(ds))
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
-        """Return each doc's reranker score for `query` (pairs must have been prepared)."""
-        docs = list(docs)
-        if self.kind == "plain" or not docs:
-            return np.asarray(self.reranker.score(query, docs), dtype=np.float64)
-        values = np.stack([self.values[PairCache.key(self.model, query, d)] for d in docs])
-        if self.kind == "pairwise":
-            return values[:, 0]
-        return rerankers.probability(rerankers.candidate_features(values, query, docs))
-
-    def seconds_per_query(self, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> float:
-        """Return the mean time the reranker takes for one query's candidates, with no cache at all."""
-        fresh = self.reranker
-        if self.kind == "local":
-            fresh = dataclasses.replace(self.reranker, cache_mb=0)  # its token-vector cache off
-        fresh.score(queries[0], list(candidates[0][:1]))  # load the model outside the timing
-        start = time.perf_counter()
-        for q, docs in zip(queries, candidates):
-            fresh.score(q, list(docs))
-        return (time.perf_counter() - start) / max(1, len(queries))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,6 +195,16 @@ class Report:
 # Running the configurations
 
 
+def seconds_per_query(reranker, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> float:
+    """Return the mean time `reranker` takes for one query's candidates, with no cache at all."""
+    fresh = reranker.uncached() if hasattr(reranker, "uncached") else reranker
+    fresh.score(queries[0], list(candidates[0][:1]))  # load the model outside the timing
+    start = time.perf_counter()
+    for q, docs in zip(queries, candidates):
+        fresh.score(q, list(docs))
+    return (time.perf_counter() - start) / max(1, len(queries))
+
+
 def _embed_corpus(chunks: list[Chunk], texts: list[str], backend, cache: EmbeddingCache, progress: bool,
                   info: dict) -> VectorIndex:
     """Return the vector index of the texts, embedded through the cache; note what it cost in `info`."""
@@ -395,7 +244,7 @@ def _rerank(first: tuple[np.ndarray, np.ndarray], n: int, queries: list[str], te
     for row, (query, ranked) in enumerate(zip(queries, indices)):
         candidates = ranked[:n]
         s = scorer.score(query, [texts[i] for i in candidates])
-        order = np.lexsort((np.arange(len(s)), -s))  # best first, ties keep the first-stage order
+        order = best_first(s)  # ties keep the first-stage order
         out_i[row, : len(s)] = candidates[order]
         out_s[row, : len(s)] = s[order]
         out_s[row, len(s):] = s.min() - np.arange(1, indices.shape[1] - len(s) + 1)
@@ -437,83 +286,91 @@ def benchmark(chunks: Sequence[Chunk], queries: dict[str, str], qrels: dict[str,
     qids = [q for q in qrels if q in queries]
     if not qids:
         raise ValueError("no judged queries: none of the qrels' query ids is among the queries")
-    query_texts = [queries[q] for q in qids]
+    run = _Run(chunks, [queries[q] for q in qids], [text(c) for c in chunks], min(DEPTH, len(chunks)), progress)
+    run.info.update(queries=len(qids), documents=len({c.doc_id for c in chunks}), chunks=len(chunks))
     qrels = {q: qrels[q] for q in qids}
-    texts = [text(c) for c in chunks]
-    bases = {c.split("+")[0] for c in configs}
-    need_dense, need_bm25 = bases & {"dense", "hybrid"}, bases & {"bm25", "hybrid"}
-    depth = min(DEPTH, len(chunks))
-    seconds: dict[str, float] = {}
-    info: dict = {"queries": len(qids), "documents": len({c.doc_id for c in chunks}), "chunks": len(chunks)}
-    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    retrievers: dict = {}
-    embedder = None
-    if need_dense or any(rerank_depth(c) for c in configs):
-        if backend is None:
-            from .local import LocalBackend
-
-            backend = LocalBackend()
-        embedder = getattr(backend, "embedder", None)
-
-    if need_dense:
-        start = time.perf_counter()
-        index = _embed_corpus(chunks, texts, backend, cache or EmbeddingCache(), progress, info)
-        seconds["embed corpus"] = time.perf_counter() - start
-        retrievers["dense"] = index
-        start = time.perf_counter()
-        rankings["dense"] = _search_dense(index, _embed_queries(backend, index, query_texts), depth)
-        seconds["dense"] = time.perf_counter() - start
-    if need_bm25:
-        start = time.perf_counter()
-        bm25 = BM25Index(k1=K1, b=B, stemmer=STEMMER, text=text).fit(chunks)
-        seconds["index bm25"] = time.perf_counter() - start
-        retrievers["bm25"] = bm25
-        start = time.perf_counter()
-        rankings["bm25"] = bm25.search_arrays(query_texts, depth)
-        seconds["bm25"] = time.perf_counter() - start
-    if "hybrid" in bases:
-        start = time.perf_counter()
-        rankings["hybrid"] = score_fusion([rankings["dense"], rankings["bm25"]])
-        seconds["hybrid"] = time.perf_counter() - start + seconds["dense"] + seconds["bm25"]
-
-    rerank_seconds: dict[int, float] = {}  # per number of candidates reranked
-    reranked = {c: min(rerank_depth(c, rerank_top), depth) for c in configs if rerank_depth(c)}
+    if {c.split("+")[0] for c in configs} & {"dense", "hybrid"} or any(rerank_depth(c) for c in configs):
+        backend = backend or LocalBackend()
+    run.first_stages(configs, backend, cache or EmbeddingCache(), text)
+    reranked = {c: min(rerank_depth(c, rerank_top), run.depth) for c in configs if rerank_depth(c)}
     if reranked:
-        if reranker is None:
-            reranker = rerankers.LocalReranker(embedder or rerankers.LocalEmbedder())
-        retrievers["reranker"] = reranker
-        scorer = CachedReranker(reranker, pair_cache if pair_cache is not None else PairCache())
-        pairs = {(q, texts[i]) for c, n in reranked.items()
-                 for q, row in zip(query_texts, rankings[c.split("+")[0]][0]) for i in row[:n]}
-        start = time.perf_counter()
-        scorer.prepare(sorted(pairs), progress=progress)
-        seconds["reranker features"] = time.perf_counter() - start
-        sample = sorted(set(np.linspace(0, len(qids) - 1, min(TIMING_QUERIES, len(qids))).astype(int)))
-        first = rankings[next(iter(reranked)).split("+")[0]][0]
-        for n in sorted(set(reranked.values())):
-            rerank_seconds[n] = scorer.seconds_per_query([query_texts[j] for j in sample],
-                                                         [[texts[i] for i in first[j, :n]] for j in sample])
-        for c, n in reranked.items():
-            rankings[c] = _rerank(rankings[c.split("+")[0]], n, query_texts, texts, scorer)
+        reranker = reranker or LocalReranker(getattr(backend, "embedder", None) or LocalEmbedder())
+        run.rerank_stage(reranked, reranker, pair_cache if pair_cache is not None else PairCache())
 
     default = DEFAULT_CONFIG if rerank_top == ASK_K else None
     rows, per_query, runs = [], {}, {}
     for c in configs:
-        runs[c] = _doc_run(qids, rankings[c], chunks)
+        runs[c] = _doc_run(qids, run.rankings[c], chunks)
         per_query[c] = evaluate(qrels, runs[c], METRICS)
-        spent = seconds[c.split("+")[0]] + len(qids) * rerank_seconds.get(reranked.get(c), 0.0)
+        spent = run.seconds[c.split("+")[0]] + len(qids) * run.rerank_seconds.get(reranked.get(c), 0.0)
         rows.append({"config": c, **per_query[c].mean().to_dict(), "qps": len(qids) / max(spent, 1e-9),
                      "default": c == default})
-    table = pd.DataFrame(rows).set_index("config")
-    info.update(embedding_model=getattr(backend, "embedding_model", None),
-                bm25={"k1": K1, "b": B, "stemmer": STEMMER}, reranker=getattr(reranker, "name", None),
-                rerank_top=rerank_top, seconds=seconds)
+    run.info.update(embedding_model=getattr(backend, "embedding_model", None),
+                    bm25={"k1": K1, "b": B, "stemmer": STEMMER}, reranker=getattr(reranker, "name", None),
+                    rerank_top=rerank_top, seconds=run.seconds)
     if reranked:
-        n = min(rerank_top, depth)
-        info.update(pairs_computed=scorer.computed, pairs_cached=scorer.reused, reranked=n,
-                    rerank_seconds=rerank_seconds.get(n, next(iter(rerank_seconds.values()))),
-                    rerank_seconds_by_depth=rerank_seconds, timing_queries=len(sample))
-    return Report(name, table, per_query, runs, info, retrievers, rankings, qids, query_texts, qrels)
+        n = min(rerank_top, run.depth)
+        run.info.update(reranked=n, rerank_seconds=run.rerank_seconds.get(n, next(iter(run.rerank_seconds.values()))),
+                        rerank_seconds_by_depth=run.rerank_seconds)
+    return Report(name, pd.DataFrame(rows).set_index("config"), per_query, runs, run.info, run.retrievers,
+                  run.rankings, qids, run.queries, qrels)
+
+
+@dataclass
+class _Run:
+    """What `benchmark` builds up: each configuration's ranking (chunk indices and scores, queries x
+    depth), the time each stage took, the retrievers, and notes for the report."""
+
+    chunks: list[Chunk]
+    queries: list[str]
+    texts: list[str]
+    depth: int
+    progress: bool
+    rankings: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    retrievers: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    rerank_seconds: dict = field(default_factory=dict)  # per number of candidates reranked
+
+    def timed(self, stage: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.seconds[stage] = time.perf_counter() - start
+        return out
+
+    def first_stages(self, configs: Sequence[str], backend, cache: EmbeddingCache, text) -> None:
+        """Rank by embeddings, by BM25 and by both fused, as far as the configurations need."""
+        bases = {c.split("+")[0] for c in configs}
+        if bases & {"dense", "hybrid"}:
+            index = self.timed("embed corpus", _embed_corpus, self.chunks, self.texts, backend, cache,
+                               self.progress, self.info)
+            self.retrievers["dense"] = index
+            self.rankings["dense"] = self.timed(
+                "dense", lambda: _search_dense(index, _embed_queries(backend, index, self.queries), self.depth))
+        if bases & {"bm25", "hybrid"}:
+            bm25 = self.timed("index bm25", BM25Index(k1=K1, b=B, stemmer=STEMMER, text=text).fit, self.chunks)
+            self.retrievers["bm25"] = bm25
+            self.rankings["bm25"] = self.timed("bm25", bm25.search_arrays, self.queries, self.depth)
+        if "hybrid" in bases:
+            self.rankings["hybrid"] = self.timed("hybrid", score_fusion, [self.rankings["dense"], self.rankings["bm25"]])
+            self.seconds["hybrid"] += self.seconds["dense"] + self.seconds["bm25"]
+
+    def rerank_stage(self, reranked: dict[str, int], reranker, pair_cache: PairCache) -> None:
+        """Rerank each configuration's top N (`reranked`: config -> N), the pair work cached, and time
+        what one query costs without any cache."""
+        self.retrievers["reranker"] = reranker
+        scorer = CachedReranker(reranker, pair_cache)
+        pairs = {(q, self.texts[i]) for c, n in reranked.items()
+                 for q, row in zip(self.queries, self.rankings[c.split("+")[0]][0]) for i in row[:n]}
+        self.timed("reranker features", scorer.prepare, sorted(pairs), self.progress)
+        sample = sorted(set(np.linspace(0, len(self.queries) - 1, min(TIMING_QUERIES, len(self.queries))).astype(int)))
+        first = self.rankings[next(iter(reranked)).split("+")[0]][0]
+        for n in sorted(set(reranked.values())):
+            self.rerank_seconds[n] = seconds_per_query(reranker, [self.queries[j] for j in sample],
+                                                       [[self.texts[i] for i in first[j, :n]] for j in sample])
+        for c, n in reranked.items():
+            self.rankings[c] = _rerank(self.rankings[c.split("+")[0]], n, self.queries, self.texts, scorer)
+        self.info.update(pairs_computed=scorer.computed, pairs_cached=scorer.reused, timing_queries=len(sample))
 
 
 def benchmark_beir(path_or_name: str | Path, split: str = "test", configs: Sequence[str] | str | None = None,
@@ -525,8 +382,6 @@ def benchmark_beir(path_or_name: str | Path, split: str = "test", configs: Seque
 
     >>> print(benchmark_beir("../shared/data/scifact", configs="bm25,hybrid"))   # doctest: +SKIP
     """
-    from .datasets import load_beir
-
     ds = load_beir(path_or_name, split=split, progress=options.get("progress", True))
     return benchmark(as_chunks(ds.documents()), ds.queries, ds.qrels[split], configs,
                      name=f"{ds.name} ({split})", **options)

@@ -3,7 +3,7 @@
 The recipe is the model's own: WordPiece tokens (at most 256), one forward pass, mean of the token
 vectors under the attention mask, then L2 normalisation.
 
->>> from ragkit.embeddings import LocalEmbedder
+>>> from ragkit.embedder import LocalEmbedder
 >>> emb = LocalEmbedder()
 >>> emb.embed(["a cat", "a dog"]).shape
 (2, 384)
@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import models
+from . import config, weights
+from .vectors import unit
 
 MAX_TOKENS = 256
 
@@ -29,15 +30,10 @@ def load_tokenizer(path: Path | None = None, max_length: int = MAX_TOKENS):
     """Return the model's WordPiece tokenizer (`tokenizers.Tokenizer`), truncating at `max_length`."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(path or models.embedding_tokenizer_path()))
+    tok = Tokenizer.from_file(str(path or weights.embedding_tokenizer_path()))
     tok.enable_truncation(max_length=max_length)
     tok.no_padding()
     return tok
-
-
-# `ragkit serve` adds this field to an embeddings answer when its local model cut some of the texts, so
-# that ragkit's HTTP client can warn as the local backend does (other clients ignore an extra field).
-TRUNCATED_FIELD = "ragkit_truncated"
 
 
 def truncation_message(truncated: int, total: int, where: str = "") -> str:
@@ -110,7 +106,7 @@ class LocalEmbedder:
     model_path: Path | None = None
     tokenizer_path: Path | None = None
     batch_size: int = 32
-    name: str = models.EMBEDDING_MODEL
+    name: str = config.LOCAL_EMBEDDING_MODEL
     _session: object = field(default=None, init=False, repr=False)
     _tokenizer: object = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -120,7 +116,7 @@ class LocalEmbedder:
         with self._lock:
             if self._session is None:
                 self._tokenizer = load_tokenizer(self.tokenizer_path)
-                self._session = onnx_session(self.model_path or models.embedding_model_path())
+                self._session = onnx_session(self.model_path or weights.embedding_model_path())
         return self
 
     def token_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -154,8 +150,7 @@ class LocalEmbedder:
             out[batch] = pooled
         if truncated:
             warnings.warn(truncation_message(truncated, len(texts)), stacklevel=2)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        return unit(out)
 
     def _batches(self, texts: Sequence[str]) -> list[list[int]]:
         # Sort by length so each batch pads to similar lengths: about 2x faster on mixed inputs.

@@ -1,290 +1,31 @@
-"""Rerankers: re-score a retriever's candidates for one query, best passages first.
+"""The offline reranker: late interaction over MiniLM token vectors, plus lexical overlap.
 
-A first-stage retriever compares one query vector with one vector per passage: fast, but the query
-and the passage never meet. A reranker looks at each (query, passage) pair again and gives it a score.
-Every reranker here has the same face:
+No cross-encoder's weights can be had offline, so ragkit reuses the packaged embedding model:
+late interaction (each query token finds its best-matching passage token, "MaxSim"), the
+best-matching window, sentence and title line, plus BM25 within the candidate set and word overlap,
+combined by a logistic regression fitted on SciFact's train split. A passage longer than the model's
+256 word pieces is read in overlapping windows, so its end counts too. It is *not* a cross-encoder:
+the query and the passage are encoded separately. Measured in `benchmarks/offline_reranker.py`.
 
-- `.name`: what it is, e.g. `cross-encoder/ms-marco-MiniLM-L6-v2` or `local/minilm-maxsim+lexical`
-- `.score(query, docs) -> np.ndarray`: one float per doc, higher is more relevant
-- `.default_threshold`: the score under which a passage is judged not relevant
-
-Two kinds:
-
-- `CrossEncoder`: a real cross-encoder (a BERT that reads `[CLS] query [SEP] passage [SEP]` and
-  outputs one relevance logit), loaded from a folder, the Hugging Face cache, or downloaded once.
-- `LocalReranker`: what ragkit uses offline, where no cross-encoder weights can be had. It reuses the
-  packaged embedding model: late interaction (each query token finds its best-matching passage token,
-  "MaxSim"), the best-matching window, sentence and title line, plus BM25 within the candidate set
-  and word overlap, combined by a logistic regression fitted on SciFact's train split. A passage
-  longer than the model's 256 word pieces is read in overlapping windows, so its end counts too.
-  Measured in `benchmarks/offline_reranker.py`.
-
-`local_reranker()` picks one and says which, and why, on stderr.
-
->>> r = local_reranker("local/default", verbose=False)
->>> r.score("what do cats eat?", ["Cats eat fish and meat.", "Stock prices fell."]).round(2)  # doctest: +SKIP
+>>> LocalReranker().score("what do cats eat?", ["Cats eat fish and meat.", "Stock prices fell."]).round(2)  # doctest: +SKIP
 array([0.86, 0.  ])
 """
 from __future__ import annotations
 
-import hashlib
-import os
+import dataclasses
 import re
-import sys
-import tempfile
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from .embeddings import LocalEmbedder, batch_inputs, counting_tokenizer, onnx_session
-from .lexical import snowball
-
-DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
-HF_ENDPOINT = "https://huggingface.co"
-LOCAL_DEFAULT = "local/default"
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    """What `LocalBackend` needs from a reranker."""
-
-    name: str
-    default_threshold: float
-
-    def score(self, query: str, docs: Sequence[str]) -> np.ndarray: ...
-
-
-# --------------------------------------------------------------------------------------------------
-# The real cross-encoder
-# --------------------------------------------------------------------------------------------------
-
-ONNX_FILE = "onnx/model.onnx"  # the Hugging Face layout; quantised variants sit next to it
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "config.json"
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
-
-
-class CrossEncoder:
-    """A cross-encoder in ONNX form, read from a folder in the Hugging Face layout.
-
-    The folder holds `tokenizer.json`, `config.json` and `onnx/model.onnx` (or `model.onnx`). The model
-    takes `input_ids`, `attention_mask`, `token_type_ids` (int64, batch x tokens) for the pair
-    `[CLS] query [SEP] passage [SEP]` (at most 512 word pieces) and returns one logit per pair.
-
-    Score scale: `.score()` returns sigmoid(logit), between 0 and 1, as sentence-transformers'
-    `CrossEncoder.predict` does for one-logit models; `.logits()` gives the raw logits.
-    `default_threshold` 0.5 (logit 0) is the model's own decision boundary, not calibrated by ragkit.
-
-    >>> ce = CrossEncoder(find_cross_encoder("cross-encoder/ms-marco-MiniLM-L6-v2")[0])  # doctest: +SKIP
-    >>> ce.score("capital of France", ["Paris is the capital of France.", "Bananas are yellow."])  # doctest: +SKIP
-    array([0.99..., 0.00...])
-    """
-
-    default_threshold = 0.5
-
-    def __init__(self, path: str | Path, *, name: str | None = None, onnx_file: str = ONNX_FILE,
-                 max_length: int = 512, batch_size: int = 16, threads: int | None = None):
-        from tokenizers import Tokenizer
-
-        self.path = Path(path)
-        model = self.path / onnx_file
-        if not model.is_file() and (self.path / "model.onnx").is_file():
-            model = self.path / "model.onnx"
-        tok_path = self.path / TOKENIZER_FILE
-        for needed in (model, tok_path):
-            if not needed.is_file():
-                raise FileNotFoundError(f"{needed} is missing: a cross-encoder folder needs "
-                                        f"{TOKENIZER_FILE} and {onnx_file}")
-        self.name = name or self.path.name
-        self.batch_size = batch_size
-        self.tokenizer = Tokenizer.from_file(str(tok_path))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=max_length)  # longest_first, as transformers does
-        pad = self.tokenizer.token_to_id("[PAD]")
-        self.pad_id = 0 if pad is None else pad
-        self.session = onnx_session(model, threads)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def __repr__(self) -> str:
-        return f"CrossEncoder({self.name!r}, path={str(self.path)!r})"
-
-    def logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
-        """Return the model's raw relevance logit for each (query, doc) pair (float64)."""
-        docs = list(docs)
-        out = np.zeros(len(docs), dtype=np.float64)
-        for start in range(0, len(docs), self.batch_size):
-            encs = self.tokenizer.encode_batch([(query, d) for d in docs[start : start + self.batch_size]])
-            inputs = batch_inputs(encs, self.pad_id)
-            feed = {k: v for k, v in inputs.items() if k in self.input_names}
-            logits = np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
-            if logits.ndim != 2 or logits.shape[1] != 1:
-                raise ValueError(f"{self.name}: expected one logit per pair (batch x 1), got shape "
-                                 f"{logits.shape}; is this a one-label cross-encoder?")
-            out[start : start + len(encs)] = logits[:, 0]
-        return out
-
-    def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
-        """Return sigmoid(logit) per doc: 0..1, higher is more relevant."""
-        return _sigmoid(self.logits(query, docs))
-
-
-def _looks_like_repo(name: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None and ".." not in name
-
-
-def hf_cache_dir() -> Path:
-    """Return the Hugging Face hub cache: `$HF_HUB_CACHE`, `$HF_HOME/hub`, or ~/.cache/huggingface/hub."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
-    return Path(home) / "hub"
-
-
-def ragkit_models_dir() -> Path:
-    """Return where ragkit keeps the models it downloads: `$RAGKIT_CACHE_DIR/models` (default
-    ~/.cache/ragkit/models)."""
-    from .cache import default_cache_dir
-
-    return default_cache_dir() / "models"
-
-
-def _is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _complete(folder: Path, onnx_file: str) -> bool:
-    return (folder / TOKENIZER_FILE).is_file() and (
-        (folder / onnx_file).is_file() or (folder / "model.onnx").is_file())
-
-
-def _from_hf_cache(repo: str, onnx_file: str) -> tuple[Path | None, str]:
-    root = hf_cache_dir() / f"models--{repo.replace('/', '--')}"
-    snaps = root / "snapshots"
-    if not snaps.is_dir():
-        return None, f"not in the Hugging Face cache ({root})"
-    ref = root / "refs" / "main"
-    preferred = [snaps / ref.read_text().strip()] if ref.is_file() else []
-    others = sorted(snaps.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    for snap in preferred + others:
-        if snap.is_dir() and _complete(snap, onnx_file):
-            return snap, f"from the Hugging Face cache ({snap})"
-    return None, f"its Hugging Face cache folder ({root}) has no snapshot with {TOKENIZER_FILE} and {onnx_file}"
-
-
-def _expected_sha256(response) -> str | None:
-    # The hub sends an LFS file's sha256 as X-Linked-Etag (on the redirect) or ETag.
-    for r in [*response.history, response]:
-        for key in ("x-linked-etag", "etag"):
-            tag = r.headers.get(key, "").strip('"').removeprefix("W/").strip('"')
-            if re.fullmatch(r"[0-9a-f]{64}", tag):
-                return tag
-    return None
-
-
-def _download_file(client, url: str, dest: Path) -> str | None:
-    """Download `url` to `dest` atomically; return None when done, else why it failed."""
-    import httpx
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f, client.stream("GET", url) as r:
-            if r.status_code != 200:
-                return f"GET {url} returned HTTP {r.status_code}"
-            digest, size = hashlib.sha256(), 0
-            for chunk in r.iter_bytes(1 << 20):
-                f.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            expected_size = r.headers.get("content-length")
-            if expected_size is not None and int(expected_size) != size:
-                return f"GET {url} stopped after {size} of {expected_size} bytes"
-            expected = _expected_sha256(r)
-            if expected and digest.hexdigest() != expected:
-                return f"GET {url}: sha256 {digest.hexdigest()[:12]}... does not match the hub's {expected[:12]}..."
-        os.replace(tmp, dest)
-        return None
-    except httpx.HTTPError as exc:
-        return f"GET {url} failed: {type(exc).__name__}: {exc}"
-    except OSError as exc:
-        return f"could not write {dest}: {exc}"
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _download(repo: str, onnx_file: str, timeout: float) -> tuple[Path | None, str]:
-    import httpx
-
-    endpoint = (os.environ.get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/")
-    folder = ragkit_models_dir() / repo.replace("/", "--")
-    headers = {"user-agent": "ragkit"}
-    if os.environ.get("HF_TOKEN"):
-        headers["authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
-    with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                      headers=headers) as client:
-        for file, required in ((TOKENIZER_FILE, True), (onnx_file, True), (CONFIG_FILE, False)):
-            if (folder / file).is_file():
-                continue
-            why = _download_file(client, f"{endpoint}/{repo}/resolve/main/{file}", folder / file)
-            if why and required:
-                _remove_empty_dirs(folder)
-                return None, why
-    return folder, f"downloaded from {endpoint}/{repo} to {folder}"
-
-
-def _remove_empty_dirs(folder: Path) -> None:
-    for d in [*sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True), folder]:
-        try:
-            d.rmdir()
-        except OSError:  # not empty, or already gone
-            pass
-
-
-def find_cross_encoder(name_or_path: str, *, onnx_file: str = ONNX_FILE, download: bool = True,
-                       timeout: float = 60.0) -> tuple[Path | None, str]:
-    """Return `(folder, how it was found)` for a cross-encoder, or `(None, why not)`.
-
-    Looks, in order, at: an existing folder; ragkit's own cache (`ragkit_models_dir()`); the Hugging
-    Face cache (`hf_cache_dir()`); then downloads `tokenizer.json`, `config.json` and `onnx_file` from
-    `$HF_ENDPOINT` (default https://huggingface.co) into ragkit's cache, each file written to a
-    temporary name and renamed when complete and checked (size, and sha256 when the hub gives one).
-    No download when `download=False` or `HF_HUB_OFFLINE=1`. Never raises for a network failure.
-
-    >>> find_cross_encoder("cross-encoder/ms-marco-MiniLM-L6-v2")  # doctest: +SKIP
-    (PosixPath('/home/me/.cache/ragkit/models/cross-encoder--ms-marco-MiniLM-L6-v2'), 'downloaded from ...')
-    """
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        if _complete(path, onnx_file):
-            return path, f"from {path}"
-        return None, f"{path} has no {TOKENIZER_FILE} and {onnx_file}"
-    if not _looks_like_repo(name_or_path):
-        return None, f"{name_or_path!r} is neither a folder nor a Hugging Face repo name (org/name)"
-    own = ragkit_models_dir() / name_or_path.replace("/", "--")
-    if _complete(own, onnx_file):
-        return own, f"from ragkit's cache ({own})"
-    found, hf_note = _from_hf_cache(name_or_path, onnx_file)
-    if found:
-        return found, hf_note
-    missing = f"{name_or_path} is not in ragkit's cache ({own}) and {hf_note}"
-    if _is_offline():
-        return None, f"HF_HUB_OFFLINE=1, so no download: {missing}"
-    if not download:
-        return None, f"downloading is off: {missing}"
-    return _download(name_or_path, onnx_file, timeout)
-
-
-# --------------------------------------------------------------------------------------------------
-# The offline reranker: late interaction over MiniLM token vectors + lexical overlap
-# --------------------------------------------------------------------------------------------------
+from .. import config
+from ..embedder import LocalEmbedder, counting_tokenizer
+from ..lexical import snowball
+from ..progress import progress_bar
+from ..vectors import sigmoid, unit
 
 STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because
 been before being below between both but by can could did do does doing down during each few for from
@@ -335,10 +76,6 @@ def bm25_within(query: str, docs: Sequence[str], k1: float = 1.2, b: float = 0.7
     return (tf * (k1 + 1.0) / (tf + norm[:, None]) * idf).sum(axis=1)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def _inner(tokens: np.ndarray) -> np.ndarray:
     # Drop [CLS] and [SEP] unless nothing else is left.
     return tokens[1:-1] if len(tokens) > 2 else tokens
@@ -354,9 +91,9 @@ def maxsim(query_tokens: np.ndarray, doc_tokens: Sequence[np.ndarray]) -> np.nda
     >>> maxsim(q, [np.array([[0, 0], [1, 0], [0, 0]], float), np.array([[0, 0], [1, 1], [0, 0]], float)]).round(3)
     array([0.5  , 0.707])
     """
-    q = _unit(_inner(np.asarray(query_tokens, dtype=np.float32)))
+    q = unit(_inner(np.asarray(query_tokens, dtype=np.float32)))
     docs = [_inner(np.asarray(d, dtype=np.float32)) for d in doc_tokens]
-    return _maxsim_units(q, [_unit(d) for d in docs])
+    return _maxsim_units(q, [unit(d) for d in docs])
 
 
 def _maxsim_units(q: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
@@ -449,16 +186,16 @@ def _reading(text: str, ws: list[str], vectors: list[np.ndarray], encs) -> Readi
     tokens_all = np.concatenate(tokens)
     chars_all, keys_all = np.concatenate(starts), np.concatenate(keys)
     in_title = chars_all < title_end if title_end >= 0 else np.zeros(len(chars_all), bool)
-    title = _unit(tokens_all[in_title].mean(axis=0)) if in_title.any() else _unit(vectors[0].mean(axis=0))
+    title = unit(tokens_all[in_title].mean(axis=0)) if in_title.any() else unit(vectors[0].mean(axis=0))
     body = ~in_title
     if body.any():
         k = keys_all[body]
         bounds = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])  # keys only grow within a window
-        sentences = _unit(np.add.reduceat(tokens_all[body], bounds, axis=0))
+        sentences = unit(np.add.reduceat(tokens_all[body], bounds, axis=0))
     else:
         sentences = title[None, :]
     f16 = np.float16
-    return Reading(_unit(tokens_all).astype(f16), _unit(np.stack([v.mean(axis=0) for v in vectors])).astype(f16),
+    return Reading(unit(tokens_all).astype(f16), unit(np.stack([v.mean(axis=0) for v in vectors])).astype(f16),
                    sentences.astype(f16), title.astype(f16))
 
 
@@ -528,7 +265,7 @@ BIAS = -6.1540
 # answered 87.5% of the answerable questions and said "not in the sources" for 77% of the others.
 # The notebooks' off-topic question over those docs ("How do I install numpy with pip?") scores 0.013.
 # Retrieval metrics do not depend on it; pass `threshold=` to change it.
-THRESHOLD = 0.16
+THRESHOLD = config.OFFLINE_RERANK_THRESHOLD  # 0.16, kept with the other settings in ragkit.config
 # From `python benchmarks/offline_reranker.py` (SciFact test, 300 queries).
 MEASURED = "nDCG@10 0.718 vs 0.647 embedding-only on SciFact (test, dense top 20 reranked)"
 
@@ -562,7 +299,7 @@ def candidate_features(pairs: np.ndarray, query: str, docs: Sequence[str]) -> np
 
 def probability(x: np.ndarray) -> np.ndarray:
     """Return the fitted model's probability of relevance for rows of FEATURES."""
-    return _sigmoid(x @ WEIGHTS + BIAS)
+    return sigmoid(x @ WEIGHTS + BIAS)
 
 
 @dataclass
@@ -585,7 +322,7 @@ class LocalReranker:
     """
 
     embedder: LocalEmbedder = field(default_factory=LocalEmbedder)
-    name: str = "local/minilm-maxsim+lexical"
+    name: str = config.OFFLINE_RERANKER
     default_threshold: float = THRESHOLD
     measured: str = MEASURED
     cache_mb: float = 64.0
@@ -625,57 +362,46 @@ class LocalReranker:
 
 # --------------------------------------------------------------------------------------------------
 # Choosing one
-# --------------------------------------------------------------------------------------------------
 
-def local_reranker(spec: str | None = None, embedder: LocalEmbedder | None = None,
-                   verbose: bool = True) -> Reranker:
-    """Return the reranker to use, and (when `verbose`) say on stderr which one and why.
+    # The cacheable part of the work (see `rerankers.cached`): the five model scores of each pair.
 
-    `spec` (default `$RAGKIT_RERANK_MODEL`):
-    - unset: `cross-encoder/ms-marco-MiniLM-L6-v2` if in a cache or downloadable, else the offline one
-    - a folder, or a Hugging Face repo name: that cross-encoder, else the offline one (with the reason)
-    - `local/default` (or the offline reranker's name): the offline `LocalReranker`
+    @property
+    def pair_key(self) -> str:
+        """What a cached pair value means: the PAIR_SCORES of this model, read in these windows."""
+        return (f"{self.name}|{self.embedder.name}|{','.join(PAIR_SCORES)}|"
+                f"window {WINDOW}, stride {STRIDE}")
 
-    >>> r = local_reranker("local/default", verbose=False)
-    >>> r.name
-    'local/minilm-maxsim+lexical'
-    """
-    if spec is None:
-        spec = os.environ.get("RAGKIT_RERANK_MODEL") or None
-    offline = LocalReranker(embedder or LocalEmbedder())
-    if spec in (LOCAL_DEFAULT, offline.name):
-        why = f"asked for {spec}"
-    else:
-        target = spec or DEFAULT_CROSS_ENCODER
-        path, how = find_cross_encoder(target)
-        if path is not None:
-            try:
-                chosen = CrossEncoder(path, name=None if Path(target).expanduser().is_dir() else target)
-            except Exception as exc:  # a corrupt or foreign ONNX file: say so, and carry on offline
-                why = (f"could not load the cross-encoder in {path} ({type(exc).__name__}: {exc}); "
-                       f"delete that folder to download it again")
-            else:
-                if verbose:
-                    print(f"ragkit: reranker {chosen.name}, a cross-encoder ({how})", file=sys.stderr)
-                return chosen
-        else:
-            why = f"no cross-encoder found ({how})"
-    if verbose:
-        print(f"ragkit: {why}; using {offline.name}, measured {offline.measured}", file=sys.stderr)
-    return offline
+    def pair_values(self, pairs: Sequence[tuple[str, str]], progress: bool = False
+                    ) -> Iterator[dict[tuple[str, str], np.ndarray]]:
+        """Yield {(query, passage): PAIR_SCORES} for the pairs, 64 passages at a time.
 
+        Each passage is read once (`read`), against every query it is a candidate for, in batches
+        of passages of similar length.
+        """
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        qtok = dict(zip(queries, read(self.embedder, queries)))
+        by_doc: dict[str, list[str]] = defaultdict(list)
+        for q, d in pairs:
+            by_doc[d].append(q)
+        docs = sorted(by_doc, key=len)
+        with progress_bar(progress, len(docs), "reranker: passages", "passage") as advance:
+            for start in range(0, len(docs), 64):
+                part = docs[start : start + 64]
+                dtok = dict(zip(part, read(self.embedder, part)))
+                by_query: dict[str, list[str]] = defaultdict(list)
+                for d in part:
+                    for q in by_doc[d]:
+                        by_query[q].append(d)
+                batch = {}
+                for q, ds in by_query.items():
+                    batch.update(zip(((q, d) for d in ds), pair_scores(qtok[q], [dtok[d] for d in ds])))
+                yield batch
+                advance(len(part))
 
-def recommended_threshold(model: str) -> float | None:
-    """Return the relevance threshold ragkit recommends for a reranker by name (None: unknown).
+    def from_pair_values(self, values: np.ndarray, query: str, docs: Sequence[str]) -> np.ndarray:
+        """Return the scores from cached pair values (docs x PAIR_SCORES)."""
+        return probability(candidate_features(values, query, docs))
 
-    Lets a client that only sees scores over HTTP (`ragkit serve`) apply the same threshold as the
-    process that computed them.
-
-    >>> recommended_threshold("local/minilm-maxsim+lexical")
-    0.16
-    """
-    if model == LocalReranker.name:
-        return THRESHOLD
-    if model == DEFAULT_CROSS_ENCODER or model.startswith("cross-encoder/"):
-        return CrossEncoder.default_threshold
-    return None
+    def uncached(self) -> "LocalReranker":
+        """Return a copy that keeps no readings between calls (for timing what a fresh query costs)."""
+        return dataclasses.replace(self, cache_mb=0)

@@ -23,10 +23,9 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
-from .backends import Embeddings
-from .chunking import Chunk
-from .index import Hit
-from .stores import (CHUNK_FIELDS, StoreError, StoreUnavailable, batches, check_model, check_where, chunk_rows, dedupe,
+from ..errors import StoreError, StoreUnavailable
+from ..types import Chunk, Embeddings, Hit
+from .base import (CHUNK_FIELDS, StoreBase, batches, check_model, check_where, chunk_rows, dedupe,
                      redact)
 
 log = logging.getLogger("ragkit.milvus")
@@ -38,7 +37,7 @@ TEXT_BYTES = 65_535  # Milvus's longest VARCHAR
 CONSISTENCY = "Session"
 
 
-class MilvusStore:
+class MilvusStore(StoreBase):
     """Chunks and their vectors in a Milvus collection; HNSW or exact search, filtered by metadata."""
 
     def __init__(self, uri: str, collection: str = "ragkit_chunks", *, ann: bool = True, ef: int = 100,
@@ -70,12 +69,6 @@ class MilvusStore:
             rows = self.client.query(self.collection, filter="", output_fields=["count(*)"],
                                      consistency_level=CONSISTENCY)
         return int(rows[0]["count(*)"])
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @contextmanager
     def _errors(self):
@@ -186,10 +179,6 @@ class MilvusStore:
             before = len(self)
             self.client.delete(self.collection, filter=expr)
             return before - len(self)
-
-    def search(self, query: Embeddings, k: int = 10, where: dict | None = None) -> list[Hit]:
-        """Return the k chunks most similar to the (first) query vector, best first."""
-        return self.search_all(Embeddings(query.vectors[:1], query.model, query.usage), k, where)[0]
 
     def search_all(self, queries: Embeddings, k: int = 10, where: dict | None = None) -> list[list[Hit]]:
         """Return the top k hits for every query vector, in one request."""

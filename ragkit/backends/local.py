@@ -1,9 +1,10 @@
 """The local backend: real models from PyPI packages, on the CPU, offline.
 
-- embeddings: all-MiniLM-L6-v2, int8 ONNX (`ragkit.embeddings.LocalEmbedder`)
+- embeddings: all-MiniLM-L6-v2, int8 ONNX (`ragkit.embedder.LocalEmbedder`)
 - rerank: a cross-encoder when one is on disk or downloadable, else the measured offline
   reranker (`ragkit.rerankers.local_reranker` says which)
-- chat: SmolLM2-135M-Instruct, a 4-bit GGUF file run by llama.cpp (`LocalChat`)
+- chat: SmolLM2-135M-Instruct, a 4-bit GGUF file run by llama.cpp (`LocalChat`), which is spoken to
+  in the same OpenAI wire format as a server (`ragkit.backends.wire`)
 
 Each model loads once, on first use.
 
@@ -14,6 +15,7 @@ Each model loads once, on first use.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +23,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import models
-from .backends import (BackendError, Completion, Embeddings, Message, RerankResult, Ranked, Usage,
-                       check_texts, response_format)
-from .embeddings import LocalEmbedder
+from .. import config, weights
+from ..embedder import LocalEmbedder
+from ..errors import BackendError, ModelNotFound, WireFormatError
+from ..rerankers import Reranker, local_reranker
+from ..types import ChatStream, Completion, Embeddings, Message, Ranked, RerankResult, StreamEnd, Usage, check_texts
+from ..vectors import best_first
+from . import wire
 
 
 @dataclass
@@ -46,16 +51,16 @@ class LocalChat:
 
     @property
     def name(self) -> str:
-        return models.CHAT_MODEL if self.model_path is None else f"local/{Path(self.model_path).stem}"
+        return config.LOCAL_CHAT_MODEL if self.model_path is None else f"local/{Path(self.model_path).stem}"
 
     def load(self) -> "LocalChat":
         with self._lock:
             if self._server is None:
                 import xllamacpp
 
-                path = Path(self.model_path) if self.model_path else models.chat_model_path()
+                path = Path(self.model_path) if self.model_path else weights.chat_model_path()
                 if not path.is_file():
-                    raise models.ModelNotFound(f"chat model file {path} does not exist")
+                    raise ModelNotFound(f"chat model file {path} does not exist")
                 params = xllamacpp.CommonParams()
                 params.model.path = str(path)
                 params.n_ctx = self.n_ctx
@@ -82,11 +87,6 @@ class LocalChat:
         return result
 
 
-def _chat_usage(raw: dict | None) -> Usage:
-    u = (raw or {}).get("usage") or {}
-    return Usage(1, int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
-
-
 @dataclass
 class LocalBackend:
     """Local models behind the `Backend` interface. `usage` counts calls and tokens (cost: none)."""
@@ -96,16 +96,16 @@ class LocalBackend:
     rerank_spec: str | None = None
     name: str = "local"
     usage: Usage = Usage()
-    _reranker: object = field(default=None, init=False, repr=False)
+    _reranker: Reranker | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def from_env(cls) -> "LocalBackend":
-        """Build from RAGKIT_EMBEDDING_MODEL (ignored unless a local ONNX path), RAGKIT_RERANK_MODEL,
-        RAGKIT_CHAT_MODEL (a path to a GGUF file)."""
-        chat_path = os.environ.get("RAGKIT_CHAT_MODEL")
-        chat = LocalChat(Path(chat_path)) if chat_path and Path(chat_path).is_file() else LocalChat()
-        return cls(chat_engine=chat, rerank_spec=os.environ.get("RAGKIT_RERANK_MODEL") or None)
+        """Build from `RAGKIT_RERANK_MODEL` and `RAGKIT_CHAT_MODEL` (a path to a GGUF file; another
+        value is a model name for an HTTP backend, and the packaged model is used)."""
+        s = config.settings()
+        chat = LocalChat(Path(s.chat_model)) if s.chat_model and Path(s.chat_model).is_file() else LocalChat()
+        return cls(chat_engine=chat, rerank_spec=s.rerank_model)
 
     @property
     def embedding_model(self) -> str:
@@ -116,12 +116,10 @@ class LocalBackend:
         return self.chat_engine.name
 
     @property
-    def reranker(self):
+    def reranker(self) -> Reranker:
         """The reranker in use, loaded (and announced) on first use."""
         with self._lock:
             if self._reranker is None:
-                from .rerankers import local_reranker
-
                 self._reranker = local_reranker(self.rerank_spec, embedder=self.embedder)
         return self._reranker
 
@@ -132,11 +130,11 @@ class LocalBackend:
     @property
     def rerank_threshold(self) -> float | None:
         """The score under which the reranker judges a passage not relevant."""
-        return getattr(self.reranker, "default_threshold", None)
+        return self.reranker.default_threshold
 
     def describe(self) -> str:
         rerank = (self._reranker.name if self._reranker is not None else
-                  "a cross-encoder if one is on disk or downloadable, else local/minilm-maxsim+lexical")
+                  f"a cross-encoder if one is on disk or downloadable, else {config.OFFLINE_RERANKER}")
         return f"local backend: embeddings {self.embedding_model}, chat {self.chat_model}, rerank {rerank}"
 
     def _count(self, usage: Usage) -> Usage:
@@ -153,7 +151,7 @@ class LocalBackend:
         check_texts([query], "query")
         docs = check_texts(documents, "documents")
         scores = np.asarray(self.reranker.score(query, docs), dtype=np.float64)
-        order = np.lexsort((np.arange(len(docs)), -scores))  # best first, ties by input order
+        order = best_first(scores)
         if top_n is not None:
             order = order[: max(0, top_n)]
         results = [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
@@ -163,22 +161,19 @@ class LocalBackend:
              temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None):
         if not messages:
             raise ValueError("messages is empty: give at least one {'role': 'user', 'content': ...}")
-        body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        if json:
-            body["response_format"] = response_format(json)
-        if stop:
-            body["stop"] = list(stop)
+        body = wire.chat_request(None, messages, max_tokens=max_tokens, temperature=temperature, json=json,
+                                 stop=stop, stream=stream)
         if stream:
-            return self._stream(body)
-        raw = self.chat_engine.request(body)
-        choice = raw["choices"][0]
-        return Completion(choice["message"].get("content") or "", self.chat_model,
-                          self._count(_chat_usage(raw)), choice.get("finish_reason"))
+            return ChatStream(self._stream(body), self.chat_model)
+        try:
+            c = wire.read_completion(self.chat_engine.request(body), self.chat_model)
+        except WireFormatError as exc:
+            raise BackendError(f"local chat model gave an unreadable answer: {exc}") from None
+        return Completion(c.text, self.chat_model, self._count(Usage(1, c.usage.prompt_tokens,
+                                                                     c.usage.completion_tokens)), c.finish_reason)
 
-    def _stream(self, body: dict) -> Iterator[str]:
+    def _stream(self, body: dict) -> Iterator[str | StreamEnd]:
         # llama.cpp streams through a callback; run it in a thread and hand pieces over a queue.
-        import queue
-
         pieces: queue.Queue = queue.Queue()
         done = object()
         last: dict = {}
@@ -187,14 +182,15 @@ class LocalBackend:
             if chunk.get("usage"):
                 last["usage"] = chunk["usage"]
             for choice in chunk.get("choices") or []:
+                if choice.get("finish_reason"):
+                    last["finish_reason"] = choice["finish_reason"]
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     pieces.put(text)
 
         def run() -> None:
             try:
-                self.chat_engine.request({**body, "stream": True,
-                                          "stream_options": {"include_usage": True}}, on_chunk)
+                self.chat_engine.request(body, on_chunk)
             except BaseException as exc:  # handed to the reader below
                 pieces.put(exc)
             pieces.put(done)
@@ -204,4 +200,6 @@ class LocalBackend:
             if isinstance(item, BaseException):
                 raise item
             yield item
-        self._count(_chat_usage(last))
+        usage = wire.read_usage(last.get("usage"))
+        yield StreamEnd(self.chat_model, last.get("finish_reason"),
+                        self._count(Usage(1, usage.prompt_tokens, usage.completion_tokens)))

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .backends import Embeddings
-from .chunking import Chunk
-from .index import Hit
-from .stores import StoreError, StoreUnavailable, batches, check_model, check_where, chunk_rows, dedupe, redact
+from ..errors import StoreError, StoreUnavailable
+from ..types import Chunk, Embeddings, Hit
+from .base import StoreBase, batches, check_model, check_where, chunk_rows, dedupe, redact
 
 COLUMNS = ("id", "doc_id", "title", "text", "position", "start_char", "end_char", "section", "source",
            "n_tokens")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
@@ -31,7 +30,7 @@ SQL_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4", "text", "te
 FILTER_COLUMNS = {"id": "id", "doc_id": "doc_id", "source": "source", "title": "title", "section": "section"}
 
 
-class PostgresStore:
+class PostgresStore(StoreBase):
     """Chunks and their vectors in a PostgreSQL table; exact or HNSW search, filtered by metadata.
 
     `ann=True` searches the HNSW index (`m`, `ef_construction` when it is built, `ef_search` per
@@ -63,12 +62,6 @@ class PostgresStore:
             return 0
         with self._errors():
             return self.conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _reason(self, exc: Exception) -> str:
         """Return the first line of a driver error, with any password taken out."""
@@ -182,10 +175,6 @@ class PostgresStore:
             return 0
         with self._errors():
             return self.conn.execute(f"DELETE FROM {self.table} {sql}", params).rowcount
-
-    def search(self, query: Embeddings, k: int = 10, where: dict | None = None) -> list[Hit]:
-        """Return the k chunks most similar to the (first) query vector, best first."""
-        return self.search_all(Embeddings(query.vectors[:1], query.model, query.usage), k, where)[0]
 
     def search_all(self, queries: Embeddings, k: int = 10, where: dict | None = None) -> list[list[Hit]]:
         """Return the top k hits for every query vector (one query per round trip)."""
