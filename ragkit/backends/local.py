@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import config, weights
-from ..embedder import LocalEmbedder
+from ..embedder import MAX_TOKENS, LocalEmbedder
 from ..errors import BackendError, BadRequest, ModelNotFound, WireFormatError
 from ..rerankers import Reranker, local_reranker
 from ..types import ChatStream, Completion, Embeddings, Message, Ranked, RerankResult, StreamEnd, Usage, check_texts
@@ -181,6 +181,11 @@ class LocalBackend:
     @property
     def chat_model(self) -> str:
         return self.chat_engine.name
+
+    @property
+    def context_lengths(self) -> dict[str, int]:
+        """How many tokens each model reads: the embedder's word pieces, the chat model's context."""
+        return {"embedding": MAX_TOKENS, "chat": self.chat_engine.n_ctx}
 
     # The OpenAI sampling parameters llama.cpp honours (`ragkit.backends.wire.SAMPLING`), which
     # `chat()` passes on; `ragkit serve` refuses the others by name.
