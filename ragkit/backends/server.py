@@ -42,7 +42,7 @@ from starlette.routing import Route
 from .. import config
 from ..embedder import truncated_count
 from ..errors import APIError, BackendError, ConfigError, ModelNotFound, WireFormatError
-from ..types import check_texts
+from ..types import Embeddings, check_texts
 from . import wire
 from .streaming import chat_answer, chat_events, open_stream
 from .room import ClientCap, Gate, Guard, HTTPProblem, Limits, check_inputs, is_loopback, read_json
@@ -61,6 +61,7 @@ class Served:
     backend: object
     limits: Limits
     log: object
+    cache: object = None  # an EmbeddingCache: texts any client embedded before are not embedded again
     gates: dict = field(default_factory=dict)
     unavailable: dict = field(default_factory=dict)
 
@@ -157,9 +158,15 @@ def _error(status: int, message: str, param: str | None = None, kind: str | None
     return JSONResponse(wire.error_body(status, message, param, kind=kind), status, headers=headers)
 
 
-def embed_answer(backend, texts: list[str], encoding: str) -> dict:
-    """Return the answer to an embeddings request, saying how many texts the local model cut."""
-    emb = backend.embed(check_texts(texts, "input"))  # errors name the wire's field
+def embed_answer(served: "Served", texts: list[str], encoding: str) -> dict:
+    """Return the answer to an embeddings request (through the cache, if the server has one), saying how
+    many texts the local model cut."""
+    texts = check_texts(texts, "input")  # errors name the wire's field
+    if served.cache is None:
+        emb = served.backend.embed(texts)
+    else:
+        got = served.cache.embed(served.backend, texts, progress=False)
+        emb = Embeddings(got.vectors, got.model, got.usage)
     cut = truncated_count(texts) if emb.model == config.LOCAL_EMBEDDING_MODEL else 0
     return wire.embeddings_body(emb, encoding, cut)
 
@@ -171,7 +178,7 @@ async def embeddings(request: Request, served: Served) -> Response:
     _, texts, encoding = wire.parse_embeddings_request(body)
     check_inputs(texts, "input", served.limits)
     async with served.admit(request, "embedding"):
-        answer = await anyio.to_thread.run_sync(embed_answer, served.backend, texts, encoding)
+        answer = await anyio.to_thread.run_sync(embed_answer, served, texts, encoding)
     return JSONResponse(answer)
 
 
@@ -263,11 +270,21 @@ async def _not_found(request: Request, exc) -> Response:
 
 
 def create_app(backend, *, host: str = "127.0.0.1", token: str | None = None, limits: Limits = Limits(),
-               origins: frozenset[str] = frozenset(), log=None):
+               origins: frozenset[str] = frozenset(), cache=None, log=None):
     """Return the ASGI app serving `backend` (what `make_server` runs; httpx's ASGITransport takes it too).
 
     `token`: the bearer token clients must send (None: none); `host`: the address it is bound to (bound
-    to loopback, it answers only to loopback Host names, so a web page cannot reach it by DNS tricks).
+    to loopback, it answers only to loopback Host names, so a web page cannot reach it by DNS tricks);
+    `origins`: web pages allowed to call it; `cache`: an `EmbeddingCache` embeddings go through.
+
+    >>> import httpx
+    >>> from ragkit.backends.local import LocalBackend
+    >>> app = create_app(LocalBackend())
+    >>> async def models():
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://127.0.0.1") as c:
+    ...         return (await c.get("/v1/models")).json()["data"][0]["id"]
+    >>> anyio.run(models)
+    'local/all-MiniLM-L6-v2-int8'
     """
     routes = [Route("/health", health, methods=["GET"])]
     for prefix in ("/v1", "/api/v1"):
@@ -277,7 +294,7 @@ def create_app(backend, *, host: str = "127.0.0.1", token: str | None = None, li
                    Route(f"{prefix}/models", models, methods=["GET"]),
                    Route(f"{prefix}/embeddings/models", embedding_models, methods=["GET"])]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
-    app.state.served = Served(backend, limits, log or (lambda line: None))
+    app.state.served = Served(backend, limits, log or (lambda line: None), cache)
     hosts = frozenset({"127.0.0.1", "localhost", "::1"}) if is_loopback(host) else None
     return Guard(app, limits=limits, token=token, hosts=hosts, origins=origins, log=app.state.served.log)
 
@@ -340,11 +357,11 @@ class RagkitServer:
 
 def make_server(backend, host: str = "127.0.0.1", port: int = 8000, *, log: TextIO | None = None,
                 quiet: bool = False, token: str | None = None, limits: Limits = Limits(),
-                origins: frozenset[str] = frozenset()) -> RagkitServer:
+                origins: frozenset[str] = frozenset(), cache=None) -> RagkitServer:
     """Return a server for `backend`, bound but not yet serving: call `.start()` or `.serve_forever()`.
 
     `port=0` picks a free port (see `.url`). One line per request goes to `log` (stderr), never a
-    header; `quiet=True` writes none. `token`, `limits`, `origins`: see `create_app`.
+    header; `quiet=True` writes none. `token`, `limits`, `origins`, `cache`: see `create_app`.
 
     >>> server = make_server(backend, port=0).start()      # doctest: +SKIP
     """
@@ -355,12 +372,12 @@ def make_server(backend, host: str = "127.0.0.1", port: int = 8000, *, log: Text
             with lock:
                 print(f"ragkit serve: {text}", file=log or sys.stderr, flush=True)
 
-    app = create_app(backend, host=host, token=token, limits=limits, origins=origins, log=line)
+    app = create_app(backend, host=host, token=token, limits=limits, origins=origins, cache=cache, log=line)
     return RagkitServer(app, host, port, quiet=quiet)
 
 
 def serve(backend, host: str = "127.0.0.1", port: int = 8000, *, token: str | None = None, no_auth: bool = False,
-          limits: Limits = Limits(), origins: frozenset[str] = frozenset()) -> None:
+          limits: Limits = Limits(), origins: frozenset[str] = frozenset(), cache=None) -> None:
     """Serve `backend` until Ctrl-C, saying what learners set. Refuses a non-loopback address without
     a token unless `no_auth` (anyone on the network could use the models).
 
@@ -371,7 +388,7 @@ def serve(backend, host: str = "127.0.0.1", port: int = 8000, *, token: str | No
         raise ConfigError(f"refusing to listen on {host} without a token: anyone who can reach it could use "
                           f"these models. Pass --token TOKEN (or set RAGKIT_SERVE_TOKEN), or --no-auth on a "
                           f"network you trust")
-    server = make_server(backend, host, port, token=token, limits=limits, origins=origins)
+    server = make_server(backend, host, port, token=token, limits=limits, origins=origins, cache=cache)
     shown = server.base_url
     if host in ("0.0.0.0", "::"):
         shown = f"http://{socket.gethostname()}:{server.socket.getsockname()[1]}/v1"
