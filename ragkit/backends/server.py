@@ -314,6 +314,7 @@ class RagkitServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
         self.socket.listen(2048)  # a room of learners connecting at once must queue, not be reset
+        self.address = self.socket.getsockname()[:2]
         # log_config=None: uvicorn leaves Python's logging set up as it was (a notebook's, a test's).
         self._uvicorn = uvicorn.Server(uvicorn.Config(
             app, log_config=None, log_level="critical" if quiet else "warning", access_log=False, lifespan="off",
@@ -322,7 +323,7 @@ class RagkitServer:
 
     @property
     def url(self) -> str:
-        host, port = self.socket.getsockname()[:2]
+        host, port = self.address
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
@@ -391,7 +392,7 @@ def serve(backend, host: str = "127.0.0.1", port: int = 8000, *, token: str | No
     server = make_server(backend, host, port, token=token, limits=limits, origins=origins, cache=cache)
     shown = server.base_url
     if host in ("0.0.0.0", "::"):
-        shown = f"http://{socket.gethostname()}:{server.socket.getsockname()[1]}/v1"
+        shown = f"http://{socket.gethostname()}:{server.address[1]}/v1"
     print(f"ragkit serve: {backend.describe()} at {server.base_url}", file=sys.stderr)
     key = "RAGKIT_API_KEY=<the token>" if token else "no RAGKIT_API_KEY"
     print(f"ragkit serve: learners set RAGKIT_BASE_URL={shown} and {key}   (Ctrl-C stops)", file=sys.stderr)
