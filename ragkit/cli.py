@@ -153,6 +153,40 @@ def cmd_warmup(args) -> int:
     return 0
 
 
+def _serve_parser(sub) -> None:
+    """Add `ragkit serve` and every option it has (each limit, the token, the origins) to `sub`."""
+    s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)",
+                       description="Serve the local models to a room: learners set RAGKIT_BASE_URL (and "
+                                   "RAGKIT_API_KEY to the token). Each limit is refused with a 4xx naming it.")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for a LAN (needs --token "
+                   "or --no-auth) (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--token", default=config.settings().serve_token, help="require Authorization: Bearer TOKEN "
+                   "(default: $RAGKIT_SERVE_TOKEN); never printed or logged")
+    s.add_argument("--no-auth", action="store_true", help="serve a non-loopback address without a token "
+                   "(anyone who can reach it can use the models)")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin allowed to call the server, e.g. http://lab:8888 (repeatable; "
+                        "default: none, browsers' cross-site requests are refused)")
+    s.add_argument("--no-cache", action="store_true", help="embed every text again instead of using the shared "
+                   "embedding cache ($RAGKIT_CACHE_DIR, filled by `ragkit warmup --corpora`)")
+    d = Limits()
+    s.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 1024 / 1024,
+                   help=f"largest request body in MiB (default {d.max_body_bytes / 1024 / 1024:g})")
+    s.add_argument("--max-inputs", type=int, default=d.max_inputs,
+                   help=f"most texts per embeddings request or documents per rerank (default {d.max_inputs})")
+    s.add_argument("--max-text-chars", type=int, default=d.max_text_chars,
+                   help=f"longest text, document, query or chat message in characters (default {d.max_text_chars})")
+    s.add_argument("--max-depth", type=int, default=d.max_depth, help=f"deepest JSON nesting (default {d.max_depth})")
+    s.add_argument("--max-tokens", type=int, default=d.max_tokens,
+                   help=f"largest max_tokens a chat may ask for (default {d.max_tokens})")
+    s.add_argument("--queue", type=int, default=d.queue, help=f"requests that may wait per model; more get "
+                   f"429 with Retry-After (default {d.queue})")
+    s.add_argument("--per-client", type=int, default=d.per_client, help=f"requests one client address may have "
+                   f"waiting or running (default {d.per_client})")
+    s.set_defaults(run=cmd_serve)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ragkit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,36 +221,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=20, help="candidates reranked per query (default 20, as ask)")
     e.set_defaults(run=cmd_eval)
 
-    s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)",
-                       description="Serve the local models to a room: learners set RAGKIT_BASE_URL (and "
-                                   "RAGKIT_API_KEY to the token). Each limit is refused with a 4xx naming it.")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for a LAN (needs --token "
-                   "or --no-auth) (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--token", default=config.settings().serve_token, help="require Authorization: Bearer TOKEN "
-                   "(default: $RAGKIT_SERVE_TOKEN); never printed or logged")
-    s.add_argument("--no-auth", action="store_true", help="serve a non-loopback address without a token "
-                   "(anyone who can reach it can use the models)")
-    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="a web page origin allowed to call the server, e.g. http://lab:8888 (repeatable; "
-                        "default: none, browsers' cross-site requests are refused)")
-    s.add_argument("--no-cache", action="store_true", help="embed every text again instead of using the shared "
-                   "embedding cache ($RAGKIT_CACHE_DIR, filled by `ragkit warmup --corpora`)")
-    d = Limits()
-    s.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 1024 / 1024,
-                   help=f"largest request body in MiB (default {d.max_body_bytes / 1024 / 1024:g})")
-    s.add_argument("--max-inputs", type=int, default=d.max_inputs,
-                   help=f"most texts per embeddings request or documents per rerank (default {d.max_inputs})")
-    s.add_argument("--max-text-chars", type=int, default=d.max_text_chars,
-                   help=f"longest text, document, query or chat message in characters (default {d.max_text_chars})")
-    s.add_argument("--max-depth", type=int, default=d.max_depth, help=f"deepest JSON nesting (default {d.max_depth})")
-    s.add_argument("--max-tokens", type=int, default=d.max_tokens,
-                   help=f"largest max_tokens a chat may ask for (default {d.max_tokens})")
-    s.add_argument("--queue", type=int, default=d.queue, help=f"requests that may wait per model; more get "
-                   f"429 with Retry-After (default {d.queue})")
-    s.add_argument("--per-client", type=int, default=d.per_client, help=f"requests one client address may have "
-                   f"waiting or running (default {d.per_client})")
-    s.set_defaults(run=cmd_serve)
+    _serve_parser(sub)
 
     w = sub.add_parser("warmup", help="load every local model once (and, with --corpora, pre-embed the workbook)")
     w.add_argument("--corpora", action="store_true", help="also embed the workbook's corpora (demo corpus, Python "
