@@ -4,7 +4,7 @@
     ragkit ask "question"          answer from the index, with cited sources and stage timings
     ragkit eval --dataset DIR      compare retrieval configurations on a labelled BEIR dataset
     ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
-    ragkit warmup                  load every model once (before a workshop)
+    ragkit warmup [--corpora]      load every model once, pre-embed the workbook (before a workshop)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import config
 from .backends import LocalBackend, backend
-from .backends.server import serve
+from .backends.room import Limits
 from .chunking import DEFAULT_MAX_TOKENS, chunk_documents
 from .documents import load_documents
 from .errors import DatasetError, DownloadFailed, RagkitError
@@ -113,8 +113,23 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    serve(LocalBackend.from_env(), host=args.host, port=args.port)
+    from .backends.server import serve
+    from .cache import EmbeddingCache
+
+    limits = Limits(max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_inputs=args.max_inputs,
+                    max_text_chars=args.max_text_chars, max_depth=args.max_depth, max_tokens=args.max_tokens,
+                    queue=args.queue, per_client=args.per_client)
+    serve(LocalBackend.from_env(), host=args.host, port=args.port, token=args.token, no_auth=args.no_auth,
+          limits=limits, origins=frozenset(args.allow_origin), cache=None if args.no_cache else EmbeddingCache())
     return 0
+
+
+# What the workbook's chapters embed into the shared cache (the notebooks' own calls): the demo corpus
+# (chapters 0, 3) and the Python Language Reference (chapters 1, 2, 4, 5, 6), in heading chunks, at the
+# default size and at the 200 word pieces of chapters 0 and 1.
+WARMUP_CORPORA = [("demo corpus", "demo_corpus", {}), ("demo corpus", "demo_corpus", {"max_tokens": 200}),
+                  ("Python Language Reference", "python_reference", {}),
+                  ("Python Language Reference", "python_reference", {"max_tokens": 200})]
 
 
 def cmd_warmup(args) -> int:
@@ -123,7 +138,53 @@ def cmd_warmup(args) -> int:
     b.rerank("warm up", ["warm up"])
     b.chat([{"role": "user", "content": "Say OK."}], max_tokens=2)
     print(f"ragkit: models loaded: {b.embedding_model}, {b.rerank_model}, {b.chat_model}", file=sys.stderr)
+    if args.corpora:
+        from .cache import EmbeddingCache
+        from .eval import datasets
+        from .index import embedding_text
+
+        cache = EmbeddingCache()
+        for name, corpus, options in WARMUP_CORPORA:
+            chunks = chunk_documents(getattr(datasets, corpus)(), "heading", **options)
+            done = cache.embed(b, [embedding_text(c) for c in chunks], progress=True)
+            print(f"ragkit: {name}, heading chunks {options.get('max_tokens', DEFAULT_MAX_TOKENS)}: "
+                  f"{len(chunks)} chunks, {done.embedded} embedded now, {done.cached} already cached "
+                  f"({cache.path})", file=sys.stderr)
     return 0
+
+
+def _serve_parser(sub) -> None:
+    """Add `ragkit serve` and every option it has (each limit, the token, the origins) to `sub`."""
+    s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)",
+                       description="Serve the local models to a room: learners set RAGKIT_BASE_URL (and "
+                                   "RAGKIT_API_KEY to the token). Each limit is refused with a 4xx naming it.")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for a LAN (needs --token "
+                   "or --no-auth) (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--token", default=config.settings().serve_token, help="require Authorization: Bearer TOKEN "
+                   "(default: $RAGKIT_SERVE_TOKEN); never printed or logged")
+    s.add_argument("--no-auth", action="store_true", help="serve a non-loopback address without a token "
+                   "(anyone who can reach it can use the models)")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin allowed to call the server, e.g. http://lab:8888 (repeatable; "
+                        "default: none, browsers' cross-site requests are refused)")
+    s.add_argument("--no-cache", action="store_true", help="embed every text again instead of using the shared "
+                   "embedding cache ($RAGKIT_CACHE_DIR, filled by `ragkit warmup --corpora`)")
+    d = Limits()
+    s.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 1024 / 1024,
+                   help=f"largest request body in MiB (default {d.max_body_bytes / 1024 / 1024:g})")
+    s.add_argument("--max-inputs", type=int, default=d.max_inputs,
+                   help=f"most texts per embeddings request or documents per rerank (default {d.max_inputs})")
+    s.add_argument("--max-text-chars", type=int, default=d.max_text_chars,
+                   help=f"longest text, document, query or chat message in characters (default {d.max_text_chars})")
+    s.add_argument("--max-depth", type=int, default=d.max_depth, help=f"deepest JSON nesting (default {d.max_depth})")
+    s.add_argument("--max-tokens", type=int, default=d.max_tokens,
+                   help=f"largest max_tokens a chat may ask for (default {d.max_tokens})")
+    s.add_argument("--queue", type=int, default=d.queue, help=f"requests that may wait per model; more get "
+                   f"429 with Retry-After (default {d.queue})")
+    s.add_argument("--per-client", type=int, default=d.per_client, help=f"requests one client address may have "
+                   f"waiting or running (default {d.per_client})")
+    s.set_defaults(run=cmd_serve)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -160,12 +221,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=20, help="candidates reranked per query (default 20, as ask)")
     e.set_defaults(run=cmd_eval)
 
-    s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.set_defaults(run=cmd_serve)
+    _serve_parser(sub)
 
-    w = sub.add_parser("warmup", help="load every local model once")
+    w = sub.add_parser("warmup", help="load every local model once (and, with --corpora, pre-embed the workbook)")
+    w.add_argument("--corpora", action="store_true", help="also embed the workbook's corpora (demo corpus, Python "
+                   "Language Reference in heading chunks) into the shared cache, so the first chapters wait for none")
     w.set_defaults(run=cmd_warmup)
     return p
 

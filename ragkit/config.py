@@ -14,6 +14,7 @@ Nothing else in ragkit reads `os.environ`. `settings()` reads the environment ea
 | `RAGKIT_CACHE_DIR` | `cache_dir` | embedding and reranker caches, downloaded models and datasets | `~/.cache/ragkit` |
 | `RAGKIT_INDEX` | `index` | where `ragkit index` saves and `ragkit ask` loads the index | `.ragkit/index` |
 | `RAGKIT_STORE` | `store` | a vector database instead of that folder (`postgresql://...`, `milvus://file.db`, `http://host:19530`) | the folder |
+| `RAGKIT_SERVE_TOKEN` | `serve_token` | the token `ragkit serve` requires (`Authorization: Bearer ...`); learners set it as `RAGKIT_API_KEY` | none: no authentication |
 | `HF_HUB_OFFLINE` | `hf_offline` | `1`: never download a cross-encoder | downloads allowed |
 | `HF_HUB_CACHE`, `HF_HOME` | `hf_cache_dir` | the Hugging Face cache searched for a cross-encoder | `~/.cache/huggingface/hub` |
 | `HF_ENDPOINT` | `hf_endpoint` | where a cross-encoder is downloaded from | `https://huggingface.co` |
@@ -78,10 +79,10 @@ ENVIRONMENT = {
     "OPENROUTER_API_KEY": "openrouter_api_key", "RAGKIT_BASE_URL": "base_url", "RAGKIT_API_KEY": "api_key",
     "RAGKIT_EMBEDDING_MODEL": "embedding_model", "RAGKIT_RERANK_MODEL": "rerank_model",
     "RAGKIT_CHAT_MODEL": "chat_model", "RAGKIT_CACHE_DIR": "cache_dir", "RAGKIT_INDEX": "index",
-    "RAGKIT_STORE": "store", "HF_HUB_OFFLINE": "hf_offline", "HF_HUB_CACHE": "hf_cache_dir",
+    "RAGKIT_STORE": "store", "RAGKIT_SERVE_TOKEN": "serve_token", "HF_HUB_OFFLINE": "hf_offline", "HF_HUB_CACHE": "hf_cache_dir",
     "HF_HOME": "hf_cache_dir", "HF_ENDPOINT": "hf_endpoint", "HF_TOKEN": "hf_token",
 }
-_SECRETS = ("openrouter_api_key", "api_key", "hf_token")
+_SECRETS = ("openrouter_api_key", "api_key", "serve_token", "hf_token")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "ragkit"
     index: Path = Path(".ragkit") / "index"
     store: str | None = None
+    serve_token: str | None = None
     hf_offline: bool = False
     hf_cache_dir: Path = Path.home() / ".cache" / "huggingface" / "hub"
     hf_endpoint: str = HF_ENDPOINT
@@ -144,6 +146,7 @@ def settings() -> Settings:
         cache_dir=Path(_get("RAGKIT_CACHE_DIR") or Settings.cache_dir),
         index=Path(_get("RAGKIT_INDEX") or Settings.index),
         store=_get("RAGKIT_STORE"),
+        serve_token=_get("RAGKIT_SERVE_TOKEN"),
         hf_offline=(_get("HF_HUB_OFFLINE") or "").strip().lower() in {"1", "true", "yes", "on"},
         hf_cache_dir=Path(hf_cache) if hf_cache else (Path(hf_home) / "hub" if hf_home else Settings.hf_cache_dir),
         hf_endpoint=(_get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/"),

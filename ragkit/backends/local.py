@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,8 +25,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import config, weights
-from ..embedder import LocalEmbedder
-from ..errors import BackendError, ModelNotFound, WireFormatError
+from ..embedder import MAX_TOKENS, LocalEmbedder
+from ..errors import BackendError, BadRequest, ModelNotFound, WireFormatError
 from ..rerankers import Reranker, local_reranker
 from ..types import ChatStream, Completion, Embeddings, Message, Ranked, RerankResult, StreamEnd, Usage, check_texts
 from ..vectors import best_first
@@ -48,6 +49,9 @@ class LocalChat:
     seed: int = 0
     _server: object = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _queue_changed: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    _waiting: deque = field(default_factory=deque, init=False, repr=False)
+    _busy: bool = field(default=False, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -58,9 +62,10 @@ class LocalChat:
             if self._server is None:
                 import xllamacpp
 
+                why = self.missing()
+                if why:
+                    raise ModelNotFound(why)
                 path = Path(self.model_path) if self.model_path else weights.chat_model_path()
-                if not path.is_file():
-                    raise ModelNotFound(f"chat model file {path} does not exist")
                 params = xllamacpp.CommonParams()
                 params.model.path = str(path)
                 params.n_ctx = self.n_ctx
@@ -73,18 +78,80 @@ class LocalChat:
                 self._server = xllamacpp.Server(params)
         return self
 
-    def request(self, body: dict, on_chunk=None) -> dict | None:
-        """Send one OpenAI-shaped chat request to llama.cpp; raise BackendError on its error objects."""
+    def missing(self) -> str | None:
+        """Return why the model cannot be loaded (its file is not there), or None when it can."""
+        try:
+            path = Path(self.model_path) if self.model_path else weights.chat_model_path()
+        except ModelNotFound as exc:
+            return str(exc)
+        return None if path.is_file() else f"chat model file {path} does not exist"
+
+    def request(self, body: dict, on_chunk=None, cancel: threading.Event | None = None) -> dict | None:
+        """Send one OpenAI-shaped chat request to llama.cpp and return its answer (streamed: None).
+
+        Requests wait their turn first come, first served (the CPU has room for one generation); one
+        whose `cancel` is set leaves the queue without running, or stops within a token when it runs
+        (llama.cpp stops when the streaming callback returns True). The engine's error objects raise
+        `BadRequest` (its 4xx: the prompt over the context, a value out of range) or `BackendError`.
+        """
         self.load()
-        body = {**body, "seed": self.seed}
-        with self._lock:  # one generation at a time: the CPU has no more to give
+        body = {**body, "seed": body.get("seed", self.seed)}
+        if not self._take_turn(cancel):
+            return None  # given up before it ran: nobody waits for the answer
+        try:
             if on_chunk is None:
                 result = self._server.handle_chat_completions(body)
             else:
-                result = self._server.handle_chat_completions(body, on_chunk)
+                failed: list[dict] = []
+
+                def callback(chunk: dict) -> bool:
+                    if "error" in chunk:
+                        failed.append(chunk)
+                        return True
+                    on_chunk(chunk)
+                    return cancel is not None and cancel.is_set()
+
+                self._server.handle_chat_completions(body, callback)
+                result = failed[0] if failed else None
+        finally:
+            self._end_turn()
         if isinstance(result, dict) and "error" in result:
-            raise BackendError(f"local chat model failed: {result['error']}")
+            raise engine_error(result["error"])
         return result
+
+    def _take_turn(self, cancel: threading.Event | None) -> bool:
+        """Wait for this request's turn, in arrival order; False if `cancel` was set while it waited."""
+        ticket = object()
+        with self._queue_changed:
+            self._waiting.append(ticket)
+            try:
+                while self._waiting[0] is not ticket or self._busy:
+                    if cancel is not None and cancel.is_set():
+                        return False
+                    self._queue_changed.wait(0.05)
+            finally:
+                self._waiting.remove(ticket)
+                self._queue_changed.notify_all()
+            self._busy = True
+            return True
+
+    def _end_turn(self) -> None:
+        with self._queue_changed:
+            self._busy = False
+            self._queue_changed.notify_all()
+
+
+def engine_error(error) -> BackendError:
+    """Return the error llama.cpp's error object stands for: a 4xx as `BadRequest`, naming the fix."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    status = wire.error_status(error)
+    message = wire.error_message(error) or "no message"
+    if error.get("type") == "exceed_context_size_error":
+        message += "; send a shorter prompt (fewer or shorter sources)"
+    if status is not None and 400 <= status < 500:
+        return BadRequest(f"local chat model refused the request: {message}", status=status,
+                          endpoint="chat/completions", server_message=message)
+    return BackendError(f"local chat model failed: {message}")
 
 
 @dataclass
@@ -114,6 +181,15 @@ class LocalBackend:
     @property
     def chat_model(self) -> str:
         return self.chat_engine.name
+
+    @property
+    def context_lengths(self) -> dict[str, int]:
+        """How many tokens each model reads: the embedder's word pieces, the chat model's context."""
+        return {"embedding": MAX_TOKENS, "chat": self.chat_engine.n_ctx}
+
+    # The OpenAI sampling parameters llama.cpp honours (`ragkit.backends.wire.SAMPLING`), which
+    # `chat()` passes on; `ragkit serve` refuses the others by name.
+    chat_parameters = frozenset(wire.SAMPLING)
 
     @property
     def reranker(self) -> Reranker:
@@ -157,12 +233,27 @@ class LocalBackend:
         results = [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
         return Ranked(results, self.rerank_model, self._count(Usage(requests=1)))
 
+    def unavailable(self) -> dict[str, str]:
+        """Return {task: why} for the models that cannot run here (the chat model's file missing)."""
+        why = self.chat_engine.missing()
+        return {"chat": why} if why else {}
+
     def chat(self, messages: list[Message], *, stream: bool = False, max_tokens: int = 256,
-             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None):
+             temperature: float = 0.0, json: bool | dict = False, stop: Sequence[str] | None = None,
+             **sampling):
+        """Return the model's answer (a `Completion`, or a `ChatStream` with `stream=True`).
+
+        `sampling`: any of `chat_parameters` (llama.cpp honours them as OpenAI defines them); closing a
+        stream stops the generation within a token.
+        """
         if not messages:
             raise ValueError("messages is empty: give at least one {'role': 'user', 'content': ...}")
+        unknown = sorted(set(sampling) - self.chat_parameters)
+        if unknown:
+            raise TypeError(f"chat() got parameters the local model does not take: {unknown}; it takes "
+                            f"{sorted(self.chat_parameters)}")
         body = wire.chat_request(None, messages, max_tokens=max_tokens, temperature=temperature, json=json,
-                                 stop=stop, stream=stream)
+                                 stop=stop, stream=stream, **sampling)
         if stream:
             return ChatStream(self._stream(body), self.chat_model)
         try:
@@ -174,9 +265,11 @@ class LocalBackend:
 
     def _stream(self, body: dict) -> Iterator[str | StreamEnd]:
         # llama.cpp streams through a callback; run it in a thread and hand pieces over a queue.
+        # Closing this generator (ChatStream.close) sets `cancel`: the callback then tells llama.cpp to stop.
         pieces: queue.Queue = queue.Queue()
         done = object()
         last: dict = {}
+        cancel = threading.Event()
 
         def on_chunk(chunk: dict) -> None:
             if chunk.get("usage"):
@@ -190,16 +283,19 @@ class LocalBackend:
 
         def run() -> None:
             try:
-                self.chat_engine.request(body, on_chunk)
+                self.chat_engine.request(body, on_chunk, cancel)
             except BaseException as exc:  # handed to the reader below
                 pieces.put(exc)
             pieces.put(done)
 
         threading.Thread(target=run, daemon=True).start()
-        while (item := pieces.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while (item := pieces.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()  # a no-op when the answer is complete
         usage = wire.read_usage(last.get("usage"))
         yield StreamEnd(self.chat_model, last.get("finish_reason"),
                         self._count(Usage(1, usage.prompt_tokens, usage.completion_tokens)))

@@ -1,15 +1,19 @@
-"""Serve any ragkit backend over the OpenAI-compatible wire, so other programs (and other machines'
-notebooks) can use its models: what `ragkit serve` runs. Standard library only.
+"""Serve any ragkit backend over the OpenAI / OpenRouter wire, so other programs (and other machines'
+notebooks) can use its models: what `ragkit serve` runs. Starlette for the app, uvicorn for HTTP.
 
 | method and path                         | what it does                                          |
 |-----------------------------------------|-------------------------------------------------------|
-| `POST /v1/embeddings`                   | `{"model", "input": [texts]}` -> `{"data": [{"index", "embedding"}]}` |
+| `POST /v1/embeddings`                   | `{"model", "input": text or [texts], "encoding_format"}` -> `{"data": [{"index", "embedding"}]}` |
 | `POST /v1/rerank`                       | `{"model", "query", "documents", "top_n"}` -> `{"results": [{"index", "relevance_score", "document"}]}` |
-| `POST /v1/chat/completions`             | `{"model", "messages", "max_tokens", "temperature", "stream"}`; `stream: true` answers with server-sent events ending `data: [DONE]` |
-| `GET /v1/models`, `GET /health`         | the models served; a liveness check                   |
+| `POST /v1/chat/completions`             | OpenAI's chat request (`wire.chat` lists the parameters taken); `stream: true` answers with server-sent events ending `data: [DONE]` |
+| `GET /v1/models`, `GET /v1/embeddings/models` | the models served, as OpenRouter lists them (`?output_modalities=text,embeddings,rerank` filters) |
+| `GET /health`                           | liveness, what is unavailable, the queues             |
 
-Paths may also start with `/api/v1` (OpenRouter's spelling). Errors are JSON in OpenAI's shape,
-`{"error": {"message", "type", "code"}}`, with a 4xx/5xx status.
+Paths may also start with `/api/v1` (OpenRouter's spelling). Errors are JSON,
+`{"error": {"message", "type", "param", "code"}}`, with the status OpenAI and OpenRouter use: 400 for a
+bad request (also a prompt over the model's context), 401 without the token, 404 for an unknown
+model, 413 / 415 for a body too big or not JSON, 429 with `Retry-After` when a queue is full, 5xx only
+for the server's own failures. `room.py` has the limits, the token and the queues.
 
 >>> from ragkit.backends import LocalBackend, OpenRouterBackend
 >>> server = make_server(LocalBackend(), port=0).start()          # doctest: +SKIP
@@ -19,35 +23,284 @@ Paths may also start with `/api/v1` (OpenRouter's spelling). Errors are JSON in 
 """
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import threading
 import time
 import traceback
-from uuid import uuid4
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, TextIO
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .. import config
 from ..embedder import truncated_count
-from ..errors import APIError, BackendError, WireFormatError
-from ..types import Backend, check_texts
+from ..errors import APIError, BackendError, ConfigError, ModelNotFound, WireFormatError
+from ..types import Embeddings, check_texts
 from . import wire
+from .streaming import chat_answer, chat_events, open_stream
+from .room import ClientCap, Gate, Guard, HTTPProblem, Limits, check_inputs, is_loopback, read_json
 
-MAX_BODY = 32 * 1024 * 1024  # bytes: far more than any sensible batch of texts
+__all__ = ["RagkitServer", "create_app", "make_server", "serve"]
 
-
-class HTTPProblem(Exception):
-    """An error to send back as `{"error": {...}}` with this HTTP status."""
-
-    def __init__(self, status: int, message: str, param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
+WORKERS = {"embedding": 2, "rerank": 2, "chat": 1}  # requests run at once per model, on a 2-core machine
+ENDPOINTS = {"POST": ["/v1/embeddings", "/v1/rerank", "/v1/chat/completions"],
+             "GET": ["/v1/models", "/v1/embeddings/models", "/health"]}
 
 
-class RagkitServer(ThreadingHTTPServer):
-    """A threaded HTTP server around one backend. `url` is its root, `base_url` what clients use.
+@dataclass
+class Served:
+    """What the app serves: the backend, its limits, a queue per model, the per-client cap."""
+
+    backend: object
+    limits: Limits
+    log: object
+    cache: object = None  # an EmbeddingCache: texts any client embedded before are not embedded again
+    gates: dict = field(default_factory=dict)
+    unavailable: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.gates = {task: Gate(task, n, self.limits.queue) for task, n in WORKERS.items()}
+        self.clients = ClientCap(self.limits.per_client)
+        check = getattr(self.backend, "unavailable", None)
+        self.unavailable = dict(check()) if check else {}
+
+    def model_id(self, task: str) -> str:
+        return getattr(self.backend, f"{task}_model")
+
+    def check_model(self, body: dict, task: str, aliases: tuple[str, ...] = ()) -> str:
+        """Return the model a request names (or the one served), or refuse: 404 for one not served here."""
+        served, asked = self.model_id(task), body.get("model")
+        if asked is not None and not isinstance(asked, str):
+            raise HTTPProblem(400, "`model` must be a string", "model")
+        if task in self.unavailable:
+            raise HTTPProblem(404, f"the {task} model {served!r} is not available on this server: "
+                                   f"{self.unavailable[task]}", "model", kind="model_not_found")
+        if asked is not None and asked != served and asked not in aliases:
+            also = f" (or {', '.join(repr(a) for a in aliases)})" if aliases else ""
+            raise HTTPProblem(404, f"model {asked!r} is not served here: this server's {task} model is "
+                                   f"{served!r}{also}; GET /v1/models lists them", "model", kind="model_not_found")
+        return served
+
+    @asynccontextmanager
+    async def admit(self, request: Request, task: str):
+        """Hold a place in `task`'s queue for the request's client while the block runs (or raise 429)."""
+        client = request.client.host if request.client else "?"
+        self.clients.take(client)
+        try:
+            async with self.gates[task]:
+                yield
+        finally:
+            self.clients.give_back(client)
+
+
+async def until_disconnect(request: Request, work):
+    """Return `await work()`, or raise `HTTPProblem(499)` if the client hangs up first (work cancelled)."""
+    outcome: dict = {}
+    async with anyio.create_task_group() as tg:
+        async def run():
+            try:
+                outcome["result"] = await work()
+            except Exception as exc:  # raised below, outside the task group (not as an ExceptionGroup)
+                outcome["error"] = exc
+            tg.cancel_scope.cancel()
+
+        async def watch():
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            outcome["gone"] = True
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        tg.start_soon(watch)
+    if "error" in outcome:
+        raise outcome["error"]
+    if outcome.get("gone"):
+        raise HTTPProblem(499, "the client closed the connection before the answer was ready")
+    return outcome.get("result")
+
+
+def endpoint(fn):
+    """Wrap an endpoint: its errors become JSON errors with the right status, a bug's traceback is logged."""
+    async def handler(request: Request) -> Response:
+        served: Served = request.app.state.served
+        try:
+            return await fn(request, served)
+        except HTTPProblem as problem:
+            return JSONResponse(wire.error_body(problem.status, problem.message, problem.param, kind=problem.kind),
+                                problem.status, headers=problem.headers)
+        except WireFormatError as exc:  # the request is not in the wire format
+            return _error(400, str(exc), exc.field)
+        except ModelNotFound as exc:
+            return _error(404, str(exc), "model", kind="model_not_found")
+        except APIError as exc:  # the engine, or an upstream server, said no: pass its verdict on
+            status = exc.status if exc.status and 400 <= exc.status < 600 else 502
+            return _error(status, str(exc), "messages" if status == 400 else None)
+        except (ValueError, TypeError) as exc:  # the backend refused the input (check_texts & co)
+            return _error(400, str(exc))
+        except BackendError as exc:
+            return _error(500, str(exc))
+        except Exception as exc:  # a bug: say what, log the traceback (no headers in it)
+            served.log("".join(traceback.format_exc()).rstrip())
+            return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+    return handler
+
+
+def _error(status: int, message: str, param: str | None = None, kind: str | None = None) -> JSONResponse:
+    # A retry cannot help a server's own failure either: tell the OpenAI SDK so (its `x-should-retry`).
+    headers = {"x-should-retry": "false"} if status in (500, 502) else None
+    return JSONResponse(wire.error_body(status, message, param, kind=kind), status, headers=headers)
+
+
+def embed_answer(served: "Served", texts: list[str], encoding: str) -> dict:
+    """Return the answer to an embeddings request (through the cache, if the server has one), saying how
+    many texts the local model cut."""
+    texts = check_texts(texts, "input")  # errors name the wire's field
+    if served.cache is None:
+        emb = served.backend.embed(texts)
+    else:
+        got = served.cache.embed(served.backend, texts, progress=False)
+        emb = Embeddings(got.vectors, got.model, got.usage)
+    cut = truncated_count(texts) if emb.model == config.LOCAL_EMBEDDING_MODEL else 0
+    return wire.embeddings_body(emb, encoding, cut)
+
+
+@endpoint
+async def embeddings(request: Request, served: Served) -> Response:
+    body = read_json(await request.body(), served.limits)
+    served.check_model(body, "embedding")
+    _, texts, encoding = wire.parse_embeddings_request(body)
+    check_inputs(texts, "input", served.limits)
+    async with served.admit(request, "embedding"):
+        answer = await anyio.to_thread.run_sync(embed_answer, served, texts, encoding)
+    return JSONResponse(answer)
+
+
+@endpoint
+async def rerank(request: Request, served: Served) -> Response:
+    body = read_json(await request.body(), served.limits)
+    served.check_model(body, "rerank", (config.LOCAL_RERANK_ALIAS,))
+    _, query, docs, top_n = wire.parse_rerank_request(body)
+    check_inputs([query], "query", served.limits)
+    check_inputs(docs, "documents", served.limits)
+    async with served.admit(request, "rerank"):
+        ranked = await anyio.to_thread.run_sync(served.backend.rerank, query, docs, top_n)
+    return JSONResponse(wire.rerank_body(ranked))
+
+
+@endpoint
+async def chat(request: Request, served: Served) -> Response:
+    body = read_json(await request.body(), served.limits)
+    served.check_model(body, "chat")
+    ask = wire.parse_chat_request(body)
+    check_chat(ask, served)
+    if not ask.stream:
+        async def answer():
+            async with served.admit(request, "chat"):
+                return await chat_answer(served.backend, ask)
+        return JSONResponse(wire.completion_body(await until_disconnect(request, answer)))
+    held = AsyncExitStack()  # the place in the queue, held until the stream ends
+    try:
+        await until_disconnect(request, lambda: held.enter_async_context(served.admit(request, "chat")))
+        stream, first = await until_disconnect(request, lambda: open_stream(served.backend, ask))
+    except BaseException:
+        await held.aclose()
+        raise
+    return chat_events(stream, first, ask, on_close=held.aclose, log=served.log)
+
+
+def check_chat(ask: wire.ChatRequest, served: Served) -> None:
+    """Refuse what the limits or the backend cannot take, naming the parameter."""
+    if ask.max_tokens > served.limits.max_tokens:
+        raise HTTPProblem(400, f"`max_tokens` {ask.max_tokens} is over this server's limit of "
+                               f"{served.limits.max_tokens} (ragkit serve --max-tokens)", "max_tokens")
+    check_inputs([m["content"] for m in ask.messages if m["content"]] or ["."], "messages", served.limits,
+                 count=False)
+    honoured = getattr(served.backend, "chat_parameters", frozenset())
+    for name in ask.sampling:
+        if name not in honoured:
+            raise HTTPProblem(400, f"parameter `{name}` is not supported by this server's chat model "
+                                   f"{served.model_id('chat')!r}; leave it out", name)
+
+
+def cards(served: Served, kinds: set[str] | None = None) -> list[dict]:
+    """Return the model objects of what is served (and can run), for the listing."""
+    lengths = getattr(served.backend, "context_lengths", {})
+    chat_params = ["max_tokens", "temperature", "stop", "response_format", "structured_outputs",
+                   *sorted(getattr(served.backend, "chat_parameters", ()))]
+    out = []
+    for task in ("embedding", "rerank", "chat"):
+        if task in served.unavailable or (kinds is not None and wire.OUTPUT[task] not in kinds):
+            continue
+        out.append(wire.model_card(served.model_id(task), task, context_length=lengths.get(task),
+                                   parameters=tuple(chat_params) if task == "chat" else ()))
+    return out
+
+
+@endpoint
+async def models(request: Request, served: Served) -> Response:
+    wanted = request.query_params.get("output_modalities")
+    kinds = None if not wanted or wanted == "all" else {k.strip() for k in wanted.split(",")}
+    return JSONResponse(wire.models_body(cards(served, kinds)))
+
+
+@endpoint
+async def embedding_models(request: Request, served: Served) -> Response:
+    return JSONResponse(wire.models_body(cards(served, {"embeddings"})))
+
+
+@endpoint
+async def health(request: Request, served: Served) -> Response:
+    return JSONResponse({"status": "ok", "backend": served.backend.describe(), "unavailable": served.unavailable,
+                         "queues": {task: gate.status() for task, gate in served.gates.items()}})
+
+
+async def _not_found(request: Request, exc) -> Response:
+    path, method = request.url.path, request.method
+    if exc.status_code == 405:
+        return _error(405, f"{path} takes {'GET' if method == 'POST' else 'POST'}, not {method}")
+    listed = ", ".join(f"{m} {p}" for m in ENDPOINTS for p in ENDPOINTS[m])
+    return _error(404, f"no endpoint {method} {path}; this server has {listed} (also under /api/v1)")
+
+
+def create_app(backend, *, host: str = "127.0.0.1", token: str | None = None, limits: Limits = Limits(),
+               origins: frozenset[str] = frozenset(), cache=None, log=None):
+    """Return the ASGI app serving `backend` (what `make_server` runs; httpx's ASGITransport takes it too).
+
+    `token`: the bearer token clients must send (None: none); `host`: the address it is bound to (bound
+    to loopback, it answers only to loopback Host names, so a web page cannot reach it by DNS tricks);
+    `origins`: web pages allowed to call it; `cache`: an `EmbeddingCache` embeddings go through.
+
+    >>> import httpx
+    >>> from ragkit.backends.local import LocalBackend
+    >>> app = create_app(LocalBackend())
+    >>> async def models():
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://127.0.0.1") as c:
+    ...         return (await c.get("/v1/models")).json()["data"][0]["id"]
+    >>> anyio.run(models)
+    'local/all-MiniLM-L6-v2-int8'
+    """
+    routes = [Route("/health", health, methods=["GET"])]
+    for prefix in ("/v1", "/api/v1"):
+        routes += [Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
+                   Route(f"{prefix}/rerank", rerank, methods=["POST"]),
+                   Route(f"{prefix}/chat/completions", chat, methods=["POST"]),
+                   Route(f"{prefix}/models", models, methods=["GET"]),
+                   Route(f"{prefix}/embeddings/models", embedding_models, methods=["GET"])]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
+    app.state.served = Served(backend, limits, log or (lambda line: None), cache)
+    hosts = frozenset({"127.0.0.1", "localhost", "::1"}) if is_loopback(host) else None
+    return Guard(app, limits=limits, token=token, hosts=hosts, origins=origins, log=app.state.served.log)
+
+
+class RagkitServer:
+    """The app served by uvicorn on a socket bound at once. `url` is its root, `base_url` what clients use.
 
     >>> server = make_server(backend, port=0).start()      # doctest: +SKIP
     >>> server.base_url                                     # doctest: +SKIP
@@ -55,25 +308,22 @@ class RagkitServer(ThreadingHTTPServer):
     >>> server.shutdown()                                   # doctest: +SKIP
     """
 
-    daemon_threads = True      # an idle keep-alive connection must not hold up shutdown
-    block_on_close = False
-    # socketserver's default backlog of 5 makes the kernel reset connections when a room of
-    # learners connects at once; the accept loop only needs a moment to catch up.
-    request_queue_size = 256
-
-    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 8000, *,
-                 log: TextIO | None = None, quiet: bool = False):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), _Handler)
-        self.backend = backend
-        self.quiet = quiet
-        self._log = log
-        self._log_lock = threading.Lock()
+    def __init__(self, app, host: str, port: int, *, quiet: bool = False):
+        self.app = app
+        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host, port))
+        self.socket.listen(2048)  # a room of learners connecting at once must queue, not be reset
+        self.address = self.socket.getsockname()[:2]
+        # log_config=None: uvicorn leaves Python's logging set up as it was (a notebook's, a test's).
+        self._uvicorn = uvicorn.Server(uvicorn.Config(
+            app, log_config=None, log_level="critical" if quiet else "warning", access_log=False, lifespan="off",
+            timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.address
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
@@ -82,268 +332,74 @@ class RagkitServer(ThreadingHTTPServer):
         return self.url + "/v1"
 
     def start(self) -> "RagkitServer":
-        """Serve in a background thread and return self."""
-        self._thread = threading.Thread(target=self.serve_forever, args=(0.1,), name="ragkit-serve",
-                                        daemon=True)
+        """Serve in a background thread; return self once it answers."""
+        self._thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [self.socket]},
+                                        name="ragkit-serve", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"ragkit serve did not start on {self.url}")
+            time.sleep(0.01)
         return self
 
+    def serve_forever(self) -> None:
+        """Serve in this thread until Ctrl-C."""
+        self._uvicorn.run(sockets=[self.socket])
+
     def shutdown(self) -> None:
-        """Stop serving (if started with `start()`) and close the listening socket."""
+        """Stop serving (open streams are ended) and close the listening socket."""
         if self._thread is not None:
-            super().shutdown()
-            self._thread.join(timeout=5)
+            self._uvicorn.should_exit = True
+            self._thread.join(timeout=10)
             self._thread = None
-        self.server_close()
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):  # a client hung up: no traceback
-            return
-        self.log_line(f"error serving {client_address[0]}: {''.join(traceback.format_exc()).rstrip()}")
-
-    def log_line(self, line: str) -> None:
-        if not self.quiet:
-            with self._log_lock:
-                print(f"ragkit serve: {line}", file=self._log or sys.stderr, flush=True)
+        self.socket.close()
 
 
-def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000, *,
-                log: TextIO | None = None, quiet: bool = False) -> RagkitServer:
+def make_server(backend, host: str = "127.0.0.1", port: int = 8000, *, log: TextIO | None = None,
+                quiet: bool = False, token: str | None = None, limits: Limits = Limits(),
+                origins: frozenset[str] = frozenset(), cache=None) -> RagkitServer:
     """Return a server for `backend`, bound but not yet serving: call `.start()` or `.serve_forever()`.
 
-    `port=0` picks a free port (see `.url`). One line per request goes to `log` (stderr).
+    `port=0` picks a free port (see `.url`). One line per request goes to `log` (stderr), never a
+    header; `quiet=True` writes none. `token`, `limits`, `origins`, `cache`: see `create_app`.
 
     >>> server = make_server(backend, port=0).start()      # doctest: +SKIP
     """
-    return RagkitServer(backend, host, port, log=log, quiet=quiet)
+    lock = threading.Lock()
+
+    def line(text: str) -> None:
+        if not quiet:
+            with lock:
+                print(f"ragkit serve: {text}", file=log or sys.stderr, flush=True)
+
+    app = create_app(backend, host=host, token=token, limits=limits, origins=origins, cache=cache, log=line)
+    return RagkitServer(app, host, port, quiet=quiet)
 
 
-def serve(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve `backend` until Ctrl-C.
+def serve(backend, host: str = "127.0.0.1", port: int = 8000, *, token: str | None = None, no_auth: bool = False,
+          limits: Limits = Limits(), origins: frozenset[str] = frozenset(), cache=None) -> None:
+    """Serve `backend` until Ctrl-C, saying what learners set. Refuses a non-loopback address without
+    a token unless `no_auth` (anyone on the network could use the models).
 
-    >>> serve(ragkit.backend())     # doctest: +SKIP
-    ragkit serve: local backend, offline: ... at http://127.0.0.1:8000/v1
+    >>> serve(ragkit.backend(), "0.0.0.0", token="s3cret")     # doctest: +SKIP
+    ragkit serve: local backend, offline: ... at http://0.0.0.0:8000/v1
     """
-    server = make_server(backend, host, port)
-    server.log_line(f"{backend.describe()} at {server.base_url}")
-    server.log_line(f"use it with: RAGKIT_BASE_URL={server.base_url}   (Ctrl-C stops)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        server.log_line(f"warning: listening on {host} without authentication: anyone who can "
-                        f"reach it can use these models")
+    if not is_loopback(host) and not token and not no_auth:
+        raise ConfigError(f"refusing to listen on {host} without a token: anyone who can reach it could use "
+                          f"these models. Pass --token TOKEN (or set RAGKIT_SERVE_TOKEN), or --no-auth on a "
+                          f"network you trust")
+    server = make_server(backend, host, port, token=token, limits=limits, origins=origins, cache=cache)
+    shown = server.base_url
+    if host in ("0.0.0.0", "::"):
+        shown = f"http://{socket.gethostname()}:{server.address[1]}/v1"
+    print(f"ragkit serve: {backend.describe()} at {server.base_url}", file=sys.stderr)
+    key = "RAGKIT_API_KEY=<the token>" if token else "no RAGKIT_API_KEY"
+    print(f"ragkit serve: learners set RAGKIT_BASE_URL={shown} and {key}   (Ctrl-C stops)", file=sys.stderr)
+    if not token and not is_loopback(host):
+        print(f"ragkit serve: warning: --no-auth on {host}: anyone who can reach it can use these models",
+            file=sys.stderr)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
-        server.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"     # keep-alive: clients pool their connections
-    server_version = "ragkit"
-    timeout = 120                     # seconds an idle connection is kept
-    server: RagkitServer
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._dispatch({"/v1/models": self._models, "/health": self._health}, "GET")
-
-    def do_POST(self) -> None:
-        self._dispatch({"/v1/embeddings": self._embeddings, "/v1/rerank": self._rerank,
-                        "/v1/chat/completions": self._chat}, "POST")
-
-    def _dispatch(self, routes: dict[str, Callable[[], None]], method: str) -> None:
-        self._started, self._status, self._body_read = time.perf_counter(), 0, method == "GET"
-        path = self.path.split("?", 1)[0]
-        if path.startswith("/api/v1/"):
-            path = path[4:]
-        try:
-            route = routes.get(path.rstrip("/") or "/")
-            if route is None:
-                other = "POST" if method == "GET" else "GET"
-                known = {"GET": ["/v1/models", "/health"],
-                         "POST": ["/v1/embeddings", "/v1/rerank", "/v1/chat/completions"]}
-                if path.rstrip("/") in known[other]:
-                    raise HTTPProblem(405, f"{path} takes {other}, not {method}")
-                raise HTTPProblem(404, f"no endpoint {method} {path}; this server has "
-                                       f"{', '.join(f'{m} {p}' for m in known for p in known[m])}")
-            route()
-        except HTTPProblem as exc:
-            self._error(exc.status, exc.message, exc.param)
-        except WireFormatError as exc:  # the request is not in the wire format
-            self._error(400, str(exc), exc.field)
-        except (ValueError, TypeError) as exc:  # the backend refused the input (check_texts & co)
-            self._error(400, str(exc))
-        except APIError as exc:  # a backend that is itself an HTTP client: pass its verdict on
-            status = exc.status if exc.status and 400 <= exc.status < 600 else 502
-            self._error(status, str(exc))
-        except BackendError as exc:
-            self._error(500, str(exc))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:  # a bug: say what, log the traceback (no headers in it)
-            self._log_traceback()
-            self._error(500, f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            ms = (time.perf_counter() - self._started) * 1000
-            self.server.log_line(f"{method} {path} {self._status} {ms:.0f} ms")
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self._status = code
-        super().send_response(code, message)
-
-    def log_request(self, code="-", size="-") -> None:
-        pass  # one line per request comes from _dispatch, without headers
-
-    def log_message(self, format: str, *args) -> None:
-        self.server.log_line(format % args)
-
-    def log_error(self, format: str, *args) -> None:
-        if not format.startswith("Request timed out"):  # an idle kept-alive connection expiring
-            self.log_message(format, *args)
-
-    def _log_traceback(self) -> None:
-        if not self.server.quiet:
-            self.server.log_line("".join(traceback.format_exc()).rstrip())
-
-    def _body(self) -> dict:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            raise HTTPProblem(411, "send the request body with a Content-Length, not chunked")
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            self.close_connection = True
-            raise HTTPProblem(400, "Content-Length is not a number") from None
-        if length > MAX_BODY:
-            self.close_connection = True
-            raise HTTPProblem(413, f"request body of {length} bytes is over the {MAX_BODY} byte limit; "
-                                   f"send fewer texts per request")
-        raw = self.rfile.read(length) if length > 0 else b""
-        self._body_read = True
-        if not raw:
-            raise HTTPProblem(400, "the request has no body: send a JSON object")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPProblem(400, f"the request body is not valid JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise HTTPProblem(400, f"the request body must be a JSON object, not {type(body).__name__}")
-        return body
-
-    def _send_json(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, status: int, message: str, param: str | None = None) -> None:
-        if not self._body_read:  # an unread body would be taken for the next request: hang up after
-            self.close_connection = True
-        try:
-            self._send_json(status, wire.error_body(status, message, param))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    # -- checks --------------------------------------------------------------------------------
-
-    def _model(self, body: dict, served: str, what: str, aliases: tuple[str, ...] = ()) -> str:
-        model = body.get("model")
-        if model is None:
-            return served
-        if not isinstance(model, str):
-            raise HTTPProblem(400, "`model` must be a string", "model")
-        if model != served and model not in aliases:
-            also = f" (or {', '.join(repr(a) for a in aliases)})" if aliases else ""
-            raise HTTPProblem(400, f"model {model!r} is not served here: this server's {what} model "
-                                   f"is {served!r}{also}", "model")
-        return model
-
-    # -- endpoints -----------------------------------------------------------------------------
-
-    def _health(self) -> None:
-        self._send_json(200, {"status": "ok", "backend": self.server.backend.describe()})
-
-    def _models(self) -> None:
-        b = self.server.backend
-        data = [{"id": m, "object": "model", "owned_by": "ragkit", "task": task}
-                for task, m in (("embedding", b.embedding_model), ("rerank", b.rerank_model),
-                                ("chat", b.chat_model))]
-        self._send_json(200, {"object": "list", "data": data})
-
-    def _embeddings(self) -> None:
-        body = self._body()
-        b = self.server.backend
-        self._model(body, b.embedding_model, "embedding")
-        _, texts, encoding = wire.parse_embeddings_request(body)
-        emb = b.embed(check_texts(texts, "input"))  # errors name the wire's field
-        cut = truncated_count(texts) if emb.model == config.LOCAL_EMBEDDING_MODEL else 0
-        self._send_json(200, wire.embeddings_body(emb, encoding, cut))
-
-    def _rerank(self) -> None:
-        body = self._body()
-        b = self.server.backend
-        self._model(body, b.rerank_model, "rerank", (config.LOCAL_RERANK_ALIAS,))
-        _, query, docs, top_n = wire.parse_rerank_request(body)
-        check_texts([query], "query")
-        ranked = b.rerank(query, check_texts(docs, "documents"), top_n)
-        self._send_json(200, wire.rerank_body(ranked))
-
-    def _chat(self) -> None:
-        body = self._body()
-        b = self.server.backend
-        self._model(body, b.chat_model, "chat")
-        request = wire.parse_chat_request(body)
-        if request.stream:
-            self._chat_stream(b.chat(request.messages, stream=True, **request.options))
-            return
-        self._send_json(200, wire.completion_body(b.chat(request.messages, stream=False, **request.options)))
-
-    def _chat_stream(self, stream) -> None:
-        done = object()
-        # Take the first piece before answering, so that a backend which fails at once gets a
-        # proper error status instead of an error event.
-        first = next(stream, done)
-        ident, created = f"chatcmpl-{uuid4().hex}", int(time.time())
-
-        def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
-            return wire.chunk_body(ident, created, stream.model, delta, finish, **extra)
-
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            self._write_chunk(wire.sse_event(chunk({"role": "assistant", "content": ""})))
-            try:
-                if first is not done:
-                    self._write_chunk(wire.sse_event(chunk({"content": first})))
-                    for piece in stream:
-                        self._write_chunk(wire.sse_event(chunk({"content": piece})))
-            except (BrokenPipeError, ConnectionResetError):
-                raise
-            except Exception as exc:  # mid-answer: tell the client in the stream, as OpenRouter does
-                if not isinstance(exc, (ValueError, TypeError, BackendError)):
-                    self._log_traceback()
-                status = exc.status if isinstance(exc, APIError) and exc.status else 500
-                self._write_chunk(wire.sse_event({**chunk({}, "error"), **wire.error_body(
-                    status, f"{type(exc).__name__}: {exc}")}))
-            else:
-                self._write_chunk(wire.sse_event(chunk({}, stream.finish_reason or "stop",
-                                                       usage=wire.usage_body(stream.usage))))
-            self._write_chunk(wire.sse_event(wire.DONE))
-            self._write_chunk(b"")  # the zero-length chunk that ends the body
-        except (BrokenPipeError, ConnectionResetError):  # the client went away: stop generating
-            self.close_connection = True
-            stream.close()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        server.socket.close()
