@@ -2,7 +2,7 @@
 
 >>> import ragkit
 >>> b = ragkit.backend()                                   # local models unless a key is set
->>> docs = ragkit.load_documents(["data/demo"])            # doctest: +SKIP
+>>> docs = ragkit.load_documents(ragkit.config.packaged_data("demo"))  # doctest: +SKIP
 >>> index = ragkit.build_index(ragkit.chunk_documents(docs), b)      # doctest: +SKIP
 >>> print(ragkit.ask("What does a reranker do?", index, b).answer.text)  # doctest: +SKIP
 

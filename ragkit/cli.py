@@ -25,7 +25,6 @@ from .eval.benchmark import benchmark_beir, parse_configs
 from .pipeline import ask
 from .stores import describe, open_store, sync
 
-DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
               "(default: $RAGKIT_STORE, else --index)")
 
@@ -36,10 +35,7 @@ def default_index_dir() -> Path:
 
 
 def _demo_paths() -> list[Path]:
-    if not DEMO_CORPUS.is_dir():
-        sys.exit(f"ragkit: the demo corpus is not at {DEMO_CORPUS} (installed without the repo?); "
-                 f"give the files to index: ragkit index PATH ...")
-    return [DEMO_CORPUS]
+    return [config.packaged_data("demo")]
 
 
 def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):

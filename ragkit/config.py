@@ -44,8 +44,8 @@ from pathlib import Path
 __all__ = [
     "CROSS_ENCODER_THRESHOLD", "DEFAULT_CROSS_ENCODER", "ENVIRONMENT", "LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL",
     "LOCAL_RERANK_ALIAS", "OFFLINE_RERANKER", "OFFLINE_RERANK_THRESHOLD", "OPENROUTER_CHAT_MODEL",
-    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "recommended_threshold",
-    "settings",
+    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "packaged_data",
+    "recommended_threshold", "settings",
 ]
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -149,6 +149,23 @@ def settings() -> Settings:
         hf_endpoint=(_get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/"),
         hf_token=_get("HF_TOKEN"),
     )
+
+
+def packaged_data(*parts: str) -> Path:
+    """Return the path of a file or folder shipped inside the package, under `ragkit/data/`.
+
+    The demo corpus (`demo`) and the labelled question sets (`python-reference`, `python-stdlib`) are
+    package data, found through `importlib.resources`, so they are there after a plain `pip install`.
+
+    >>> sorted(p.name for p in packaged_data("demo").iterdir())[:2]
+    ['01-what-is-rag.md', '02-chunking.md']
+    """
+    from importlib.resources import files
+
+    where = files(__package__) / "data"
+    for part in parts:
+        where = where / part
+    return Path(str(where))
 
 
 def recommended_threshold(model: str) -> float | None:

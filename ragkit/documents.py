@@ -1,6 +1,7 @@
 """Loading documents: the files of a folder, as `Document`s ready to chunk.
 
->>> docs = load_documents("data/demo")
+>>> from ragkit.config import packaged_data
+>>> docs = load_documents(packaged_data("demo"))
 >>> docs[0].id, docs[0].title
 ('01-what-is-rag.md', 'Retrieval-augmented generation')
 """

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-DEMO = REPO / "data" / "demo"
+DEMO = REPO / "ragkit" / "data" / "demo"
 
 _ENV = ["OPENROUTER_API_KEY", "RAGKIT_API_KEY", "RAGKIT_BASE_URL", "RAGKIT_EMBEDDING_MODEL", "RAGKIT_RERANK_MODEL",
         "RAGKIT_CHAT_MODEL", "RAGKIT_INDEX", "RAGKIT_STORE"]
