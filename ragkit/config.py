@@ -47,7 +47,7 @@ __all__ = [
     "CROSS_ENCODER_THRESHOLD", "DEFAULT_CROSS_ENCODER", "ENVIRONMENT", "LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL",
     "LOCAL_RERANK_ALIAS", "OFFLINE_RERANKER", "OFFLINE_RERANK_THRESHOLD", "OPENROUTER_CHAT_MODEL",
     "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "packaged_data",
-    "recommended_threshold", "settings",
+    "recommended_threshold", "settings", "version",
 ]
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -175,6 +175,21 @@ def packaged_data(*parts: str) -> Path:
     for part in parts:
         where = where / part
     return Path(str(where))
+
+
+def version() -> str:
+    """Return the installed ragkit's version (from its package metadata).
+
+    >>> version()[0].isdigit()
+    True
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("ragkit")
+    except PackageNotFoundError:
+        return "0+unknown (not installed: pip install -e .)"
 
 
 def recommended_threshold(model: str) -> float | None:

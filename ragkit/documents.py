@@ -76,14 +76,16 @@ def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
                 "and give them distinct ids with dataclasses.replace(doc, id=...)"
             )
         where[doc_id] = path
-        doc = _load(doc_id, path)
+        doc, problems = _load(doc_id, path)
+        for problem in problems:
+            warnings.warn(problem, stacklevel=2)
         if doc is not None:
             docs.append(doc)
     return docs
 
 
-def _load(doc_id: str, path: Path) -> Document | None:
-    """Return the Document of one file, or None (with a warning saying why) if it cannot be read as text."""
+def _load(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
+    """Return the Document of one file (None if it cannot be read as text) and what to warn about."""
     suffix = path.suffix.lower()
     with path.open("rb") as f:
         head = f.read(_SNIFF)
@@ -93,16 +95,15 @@ def _load(doc_id: str, path: Path) -> Document | None:
         return _pdf(doc_id, path)
     if looks_binary(head):
         return _skip(path, "is not text (its first bytes hold NUL or other control bytes): a binary file?")
-    text = _read_text(path)
+    text, problems = _read_text(path)
     if suffix in HTML_SUFFIXES:
         title, text = html_text(text)
-        return Document(doc_id, text, title=title or _title(text), source=str(path))
-    return Document(doc_id, text, title=_title(text), source=str(path))
+        return Document(doc_id, text, title=title or _title(text), source=str(path)), problems
+    return Document(doc_id, text, title=_title(text), source=str(path)), problems
 
 
-def _skip(path: Path, why: str) -> None:
-    warnings.warn(f"{path} {why}; skipped", stacklevel=4)
-    return None
+def _skip(path: Path, why: str) -> tuple[None, list[str]]:
+    return None, [f"{path} {why}; skipped"]
 
 
 def looks_binary(head: bytes) -> bool:
@@ -118,15 +119,14 @@ def looks_binary(head: bytes) -> bool:
     return bool(head) and control > len(head) // 10
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path) -> tuple[str, list[str]]:
     """Return a file's text, decoded as UTF-8 in blocks; bytes that are not UTF-8 become U+FFFD, with
     a warning naming the first."""
     try:
-        return _decode(path, "strict")
+        return _decode(path, "strict"), []
     except _BadByte as bad:
-        warnings.warn(f"{path} is not valid UTF-8 (byte {bad.args[0]}); undecodable bytes were replaced with "
-                      "U+FFFD. Re-save the file as UTF-8 to keep its characters.", stacklevel=5)
-        return _decode(path, "replace")
+        return _decode(path, "replace"), [f"{path} is not valid UTF-8 (byte {bad.args[0]}); undecodable bytes "
+                                          "were replaced with U+FFFD. Re-save the file as UTF-8 to keep its characters."]
 
 
 class _BadByte(Exception):
@@ -198,7 +198,7 @@ def html_text(html: str) -> tuple[str, str]:
     return title, "\n\n".join(lines)
 
 
-def _pdf(doc_id: str, path: Path) -> Document | None:
+def _pdf(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
     """Return a PDF's text layer as a Document with its page offsets, or None (warned) if it has none."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -213,13 +213,12 @@ def _pdf(doc_id: str, path: Path) -> Document | None:
         return _skip(path, f"has no text layer on any of its {len(pages)} pages (a scan?); run OCR on it "
                      "first, e.g. ocrmypdf, to index it")
     empty = [str(n) for n, text in enumerate(pages, start=1) if not text]
-    if empty:
-        warnings.warn(f"{path}: page(s) {', '.join(empty)} have no text layer (scanned?); their text is not "
-                      "indexed", stacklevel=4)
+    problems = [f"{path}: page(s) {', '.join(empty)} have no text layer (scanned?); their text is not indexed"
+                ] if empty else []
     starts, offset = [], 0
     for text in pages:
         starts.append(offset)
         offset += len(text) + 2
     text = "\n\n".join(pages)
     return Document(doc_id, text, title=str(meta_title).strip() or _title(text), source=str(path),
-                    pages=tuple(starts))
+                    pages=tuple(starts)), problems

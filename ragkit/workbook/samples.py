@@ -27,8 +27,8 @@ REPORT_PAGES = [
      "22 nautical miles on a clear night and uses a tenth of the electricity of the old one. "
      "Its flash pattern stays the same: two white flashes every ten seconds."],
     ["Budget and the tower",
-     "The trust's budget for 2027 is 48,000 euros, of which 30,000 euros go to repainting the tower. "
-     "Salt had damaged the paint on the seaward side, and the gallery railing was rusted through in two places; "
+     "The trust's budget for 2027 is 48,000 euros. Most of it will pay for repainting the tower: "
+     "salt had damaged the paint on the seaward side, and the gallery railing was rusted through in two places; "
      "the railing was repaired in October."],
 ]
 VISIT_HTML = """<!doctype html>
