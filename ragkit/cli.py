@@ -202,15 +202,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _warning_line(message, category, *_) -> str:
-    return f"ragkit: warning: {message}\n"  # a warning is news for the user, not a source line of ragkit
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"ragkit: warning: {message}", file=file or sys.stderr)  # news for the user, not a source line
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.formatwarning = _warning_line
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # restores the caller's warning display when the command ends
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except KeyboardInterrupt:
         print("ragkit: interrupted (work already embedded stays cached)", file=sys.stderr)
         return 130
