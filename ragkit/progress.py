@@ -5,13 +5,65 @@ moves it on; when `progress` is off, or there is nothing to do, that function do
 
 >>> with progress_bar(False, 10, "embedding") as advance:
 ...     advance(10)
+
+tqdm draws the bar; where it goes depends on where ragkit runs:
+
+- in a terminal: on stderr, redrawn in place on each update (tqdm's own rate limit);
+- in a Jupyter kernel: as one output, replaced on each update (a display id), so a saved notebook
+  shows the finished bar, not its first frame;
+- elsewhere (a log file, CI, a pipe): nothing while it runs, then one line with the final state.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 __all__ = ["progress_bar"]
+
+
+class _LastLine:
+    """A file for tqdm that keeps only the bar's latest state, and hands it to `show` if given."""
+
+    def __init__(self, show: Callable[[str], None] | None = None):
+        self.line = ""
+        self._show = show
+
+    def write(self, text: str) -> None:
+        lines = text.replace("\r", "\n").strip().splitlines()
+        if lines and lines[-1] != self.line:
+            self.line = lines[-1]
+            if self._show is not None:
+                self._show(self.line)
+
+    def flush(self) -> None:
+        pass
+
+
+def _notebook_display() -> Callable[[str], None] | None:
+    """Return a function that shows a line as one notebook output, replaced on each call; None
+    outside a Jupyter kernel."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is None:
+        return None
+    from IPython.display import display
+
+    handle = None
+
+    def show(line: str) -> None:
+        nonlocal handle
+        if handle is None:
+            handle = display({"text/plain": line}, raw=True, display_id=True)
+        else:
+            handle.update({"text/plain": line}, raw=True)
+
+    return show
+
+
+def _is_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 @contextmanager
@@ -22,13 +74,22 @@ def progress_bar(progress: bool | Callable, total: int | None, desc: str, unit: 
     if not progress or total == 0:
         yield lambda n: None
         return
+    last = None
     if callable(progress):
         bar = progress(total=total)
     else:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=desc, unit=unit, **options)
+        show = _notebook_display()
+        if show is None and _is_terminal():
+            target = sys.stderr
+        else:
+            target = last = _LastLine(show)
+            options.setdefault("mininterval", 0.5)
+        bar = tqdm(total=total, desc=desc, unit=unit, file=target, **options)
     try:
         yield bar.update
     finally:
         bar.close()
+        if last is not None and last._show is None and last.line:
+            print(last.line, file=sys.stderr)

@@ -182,6 +182,7 @@ class Document:
     text: str
     title: str = ""
     source: str = ""  # path or URL, shown as a citation source
+    pages: tuple[int, ...] = ()  # for a paged file (PDF): where page n starts in text is pages[n - 1]
 
     def __post_init__(self):
         for name in ("id", "text", "title", "source"):
@@ -191,6 +192,11 @@ class Document:
                 raise TypeError(f"Document.{name} must be str, got {type(value).__name__}{hint}")
         if not self.id:
             raise ValueError("Document.id is empty; give each document a stable id, e.g. its file name")
+        pages = tuple(self.pages)
+        if pages and (pages[0] != 0 or list(pages) != sorted(pages) or pages[-1] > len(self.text)):
+            raise ValueError(f"Document.pages must be the start offsets of its pages: 0 first, increasing, "
+                             f"within the text ({len(self.text)} characters); got {pages[:5]}...")
+        object.__setattr__(self, "pages", pages)
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,17 @@ class Chunk:
     section: str = ""  # heading path for heading-aware chunks ("Install > From source"), "" otherwise
     source: str = ""
     n_tokens: int = 0  # word pieces (model tokenizer, no special tokens)
+    page: int = 0  # 1-based page of a paged source (PDF) the chunk lies on; 0: the source has no pages
+
+    @property
+    def where(self) -> str:
+        """Return where the chunk comes from, as a citation shows it: the file name, and its page.
+
+        >>> Chunk("r#4", "r", "Report", "...", 4, 0, 3, source="docs/report.pdf", page=3).where
+        'report.pdf p. 3'
+        """
+        name = self.source.replace("\\", "/").rsplit("/", 1)[-1] or self.doc_id
+        return f"{name} p. {self.page}" if self.page else name
 
     @property
     def label(self) -> str:

@@ -9,10 +9,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-DEMO = REPO / "data" / "demo"
+DEMO = REPO / "ragkit" / "data" / "demo"
 
 _ENV = ["OPENROUTER_API_KEY", "RAGKIT_API_KEY", "RAGKIT_BASE_URL", "RAGKIT_EMBEDDING_MODEL", "RAGKIT_RERANK_MODEL",
         "RAGKIT_CHAT_MODEL", "RAGKIT_INDEX", "RAGKIT_STORE"]
+
+
+# The chat model fetched once by `make setup` (`ragkit warmup`), shared by every test: a private cache
+# per test must not fetch it again (tests/test_weights.py fetches it for real, into its own folder).
+MODELS_DIR = str(__import__("ragkit.config").config.settings().models_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +26,7 @@ def clean_env(monkeypatch, tmp_path_factory):
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("RAGKIT_MODELS_DIR", MODELS_DIR)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

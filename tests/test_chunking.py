@@ -313,10 +313,10 @@ def test_load_documents_reads_a_folder_in_order_and_warns_on_bad_bytes(tmp_path)
 def test_load_documents_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing\.md does not exist"):
         load_documents(tmp_path / "missing.md")
-    (tmp_path / "page.html").write_text("<p>hi</p>")
-    with pytest.raises(ValueError, match=r"not '\.html'"):
-        load_documents(tmp_path / "page.html")
-    with pytest.raises(ValueError, match=r"no \.txt/\.md/\.rst files"):
+    (tmp_path / "page.docx").write_text("<p>hi</p>")
+    with pytest.raises(ValueError, match=r"not '\.docx'"):
+        load_documents(tmp_path / "page.docx")
+    with pytest.raises(ValueError, match=r"no \.txt/\.md/.*/\.pdf files"):
         load_documents(tmp_path)
 
 

@@ -69,7 +69,7 @@ def test_index_own_files_then_ask(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "missing", "no such file or folder"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "no .txt/.md/.rst files"),
+    (lambda d: (d / "empty").mkdir() or d / "empty", "no .txt/.md/.markdown/.rst/.html/.htm/.pdf files"),
 ])
 def test_index_bad_paths_get_one_clear_line(tmp_path, make, message):
     out = ragkit("index", str(make(tmp_path)), cwd=tmp_path)

@@ -354,10 +354,10 @@ def test_load_questions_checks_ids_against_the_corpus(tmp_path):
         load_questions(path, corpus=python_reference())
 
 
-QUESTIONS = REPO / "data" / "python-reference" / "questions.jsonl"
+QUESTIONS = REPO / "ragkit" / "data" / "python-reference" / "questions.jsonl"
 
 
-@pytest.mark.skipif(not QUESTIONS.is_file(), reason="data/python-reference/questions.jsonl not written yet")
+@pytest.mark.skipif(not QUESTIONS.is_file(), reason="ragkit/data/python-reference/questions.jsonl not written yet")
 def test_the_repository_questions_fit_the_python_reference():
     questions = load_questions(corpus=python_reference())  # the default path
     assert questions and questions_as_qrels(questions)
@@ -369,5 +369,5 @@ def test_the_repository_questions_fit_the_python_reference():
 
 def test_demo_corpus():
     docs = demo_corpus()
-    assert docs == load_documents(REPO / "data" / "demo")
+    assert docs == load_documents(REPO / "ragkit" / "data" / "demo")
     assert [d.id for d in docs] == sorted(d.id for d in docs) and len(docs) >= 8

@@ -5,6 +5,7 @@ kernel, against the variables the notebook made. Notebooks are committed with ou
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -121,6 +122,16 @@ assert moved.embedded == 0 and all(same_sources.values()), (moved, same_sources)
 assert filtered and all(h.chunk.doc_id == "05-reranking.md" for h in filtered)
 assert sum(n for _, n in rows) == len(index)
 """,
+    "09-your-documents.ipynb": """
+assert [d.id for d in docs] == ["report.pdf", "rules.md", "visit.html"] and len(docs[0].pages) == 3
+assert any("scan.pdf has no text layer" in w for w in skipped)
+assert "open to visitors" in html_doc.text and not any(w in html_doc.text for w in ("Donate", "cookies", "track("))
+assert [c.page for c in chunks if c.doc_id == "report.pdf"] == [1, 2, 3]
+assert len(results) == len(SAMPLE_QUESTIONS) == 4
+assert (answers["cited first"] == answers["expected"]).all(), answers
+assert set(answers["mode"]) <= {"generated", "checked", "extractive"}
+assert top_where == "report.pdf p. 3"
+""",
 }
 
 
@@ -154,4 +165,8 @@ def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, share
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    shown = [o.get("text") or o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code"
+             for o in c.outputs]
+    unfinished = [t for t in shown if re.search(r"\b\d{1,2}%\|", t)]
+    assert not unfinished, f"a saved output shows a progress bar that is not finished: {unfinished[:2]}"
     nbformat.write(nb, tmp_path / path.name)  # executed copy, for a human to look at

@@ -1,4 +1,4 @@
-"""The labelled question sets: data/python-reference (Language Reference topics) and data/python-stdlib
+"""The labelled question sets: ragkit/data/python-reference (Language Reference topics) and ragkit/data/python-stdlib
 (standard-library docstrings; its corpus is tested in test_stdlib_questions.py).
 
 Fast and model-free: each file parses, follows the schema, every label names a document of the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "ragkit" / "data"
 QUESTIONS = DATA / "python-reference" / "questions.jsonl"
 
 MIN_ANSWERABLE = 70

@@ -1,5 +1,5 @@
 """The standard library's docstrings (`ragkit.eval.datasets.python_docstrings`) and the question set over
-them (data/python-stdlib).
+them (ragkit/data/python-stdlib).
 
 Fast and model-free. The corpus is deterministic, public names only, and each module's own objects
 only; the questions load against it with the documented counts (105 answerable, 54 easy and 51 hard,
@@ -18,7 +18,7 @@ import pytest
 
 from ragkit.eval.datasets import STDLIB_MODULES, load_questions, python_docstrings, questions_as_qrels
 
-QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "python-stdlib" / "questions.jsonl"
+QUESTIONS = Path(__file__).resolve().parent.parent / "ragkit" / "data" / "python-stdlib" / "questions.jsonl"
 
 ANSWERABLE, EASY, HARD, UNANSWERABLE = 105, 54, 51, 13
 MIN_MODULES = 25  # modules of STDLIB_MODULES that some question is about

@@ -7,6 +7,7 @@ collection.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -100,7 +101,7 @@ def random_index(n=1500, dim=48, seed=0, model="test/random"):
     """Random unit vectors; chunks of 30 documents, 3 sources (the metadata filters select on)."""
     rng = np.random.default_rng(seed)
     chunks = [Chunk(f"doc{i % 30}#{i // 30}", f"doc{i % 30}", f"Title {i % 30}", f"text of chunk {i}", i // 30,
-                    0, 5, section=f"S{i % 7}", source=f"src{i % 3}.md", n_tokens=4) for i in range(n)]
+                    0, 5, section=f"S{i % 7}", source=f"src{i % 3}.md", n_tokens=4, page=i % 4) for i in range(n)]
     return VectorIndex(rng.normal(size=(n, dim)), chunks, model)
 
 
@@ -195,6 +196,27 @@ def test_writing_chunks_again_updates_them_in_place(kind, make_store):
     assert len(store) == 300 and store.ids() == {c.id for c in index.chunks}
     hit = store.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
     assert hit.chunk == edited[7]
+
+
+def test_an_index_saved_before_chunks_had_pages_still_loads(tmp_path):
+    index = random_index(n=20)
+    folder = index.save(tmp_path / "old")
+    rows = [json.loads(line) for line in (folder / "chunks.jsonl").read_text().splitlines()]
+    (folder / "chunks.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "page"}) + "\n"
+                                                 for r in rows))
+    loaded = VectorIndex.load(folder)
+    assert [c.page for c in loaded.chunks] == [0] * 20 and [c.id for c in loaded.chunks] == [c.id for c in index.chunks]
+
+
+def test_a_postgres_table_made_before_chunks_had_pages_gets_the_column(make_store):
+    index, store = random_index(n=50), make_store("postgres")
+    write_index(store, index)
+    store.conn.execute(f"ALTER TABLE {store.table} DROP COLUMN page")  # as ragkit made it before
+    again = make_store("postgres", name=store.table)
+    hit = again.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
+    assert hit.chunk.id == index.chunks[7].id and hit.chunk.page == 0
+    again.upsert(index.chunks[:1], Embeddings(index.vectors[:1], index.model))
+    assert again.search(Embeddings(index.vectors[[0]], index.model), k=1)[0].chunk.page == index.chunks[0].page
 
 
 class StopAfter:

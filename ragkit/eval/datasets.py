@@ -4,7 +4,7 @@
 - `python_docstrings`: the docstrings of the public API of 29 standard-library modules, as Documents.
 - `load_questions`: hand-written questions about a corpus (JSONL), and `questions_as_qrels` to
   score retrieval on them with `ragkit.eval.metrics`.
-- `demo_corpus`: the short articles in the repository's `data/demo`.
+- `demo_corpus`: the short articles about RAG shipped in the package (`ragkit/data/demo`).
 - `load_beir` (from `ragkit.eval.beir`): a BEIR benchmark dataset, from a folder or downloaded.
 
 >>> [d.id for d in demo_corpus()][:2]
@@ -19,16 +19,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import packaged_data
 from ..documents import load_documents
 from ..types import Document
 from .beir import BEIR_MD5, BEIR_URL, BeirDataset, load_beir
 
 __all__ = [
-    "BEIR_MD5", "BEIR_URL", "BeirDataset", "Question", "STDLIB_MODULES", "demo_corpus", "load_beir",
+    "BEIR_MD5", "BEIR_URL", "BeirDataset", "QUESTION_SETS", "Question", "STDLIB_MODULES", "demo_corpus", "load_beir",
     "load_questions", "python_docstrings", "python_reference", "questions_as_qrels",
 ]
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+# The labelled question sets shipped in the package (ragkit/data/NAME/questions.jsonl).
+QUESTION_SETS = ("python-reference", "python-stdlib")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,14 +152,19 @@ def load_questions(path: str | Path | None = None, corpus: Iterable[Document] | 
     id, question, relevant (list of doc ids), answer, answerable, difficulty.
 
     Ids must be unique and an answerable question must name a relevant document; with `corpus`,
-    every relevant id must be a document of it. Default path: the repository's
-    `data/python-reference/questions.jsonl`.
+    every relevant id must be a document of it. `path` is a file, or the name of a set shipped in the
+    package (`QUESTION_SETS`: "python-reference", the default, or "python-stdlib").
+
+    >>> len(load_questions("python-stdlib"))
+    118
 
     >>> questions = load_questions(corpus=python_reference())          # doctest: +SKIP
     >>> questions[0].relevant                                          # doctest: +SKIP
     ('assert',)
     """
-    path = Path(path) if path is not None else REPO_DATA / "python-reference" / "questions.jsonl"
+    if path is None or path in QUESTION_SETS:
+        path = packaged_data(path or QUESTION_SETS[0], "questions.jsonl")
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (working directory: {Path.cwd()})")
     known = {d.id for d in corpus} if corpus is not None else None
@@ -215,13 +222,9 @@ def questions_as_qrels(questions: Iterable[Question]) -> dict[str, dict[str, int
 
 
 def demo_corpus() -> list[Document]:
-    """Return the repository's demo articles (`data/demo`), one Document per file.
+    """Return the demo articles shipped in the package (`ragkit/data/demo`), one Document per file.
 
     >>> [d.id for d in demo_corpus()][:2]
     ['01-what-is-rag.md', '02-chunking.md']
     """
-    folder = REPO_DATA / "demo"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: the demo corpus ships with the ragkit repository; "
-                                "run from a clone (pip install -e .)")
-    return load_documents(folder)
+    return load_documents(packaged_data("demo"))

@@ -90,13 +90,14 @@ def check_model(where: str, model: str | None, dim: int | None, other: Embedding
     return normalize(other.vectors)
 
 
-CHUNK_FIELDS = ("id", "doc_id", "title", "text", "position", "start", "end", "section", "source", "n_tokens")
+CHUNK_FIELDS = ("id", "doc_id", "title", "text", "position", "start", "end", "section", "source", "n_tokens",
+                "page")
 
 
 def chunk_rows(chunks: Iterable[Chunk]) -> list[tuple]:
     """Return each chunk's fields as a tuple, in `CHUNK_FIELDS` order (how the databases store them)."""
-    return [(c.id, c.doc_id, c.title, c.text, c.position, c.start, c.end, c.section, c.source, c.n_tokens)
-            for c in chunks]
+    return [(c.id, c.doc_id, c.title, c.text, c.position, c.start, c.end, c.section, c.source, c.n_tokens,
+             c.page) for c in chunks]
 
 
 def dedupe(chunks: Sequence[Chunk], vectors: np.ndarray) -> tuple[list[Chunk], np.ndarray]:

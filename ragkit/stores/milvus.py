@@ -83,6 +83,7 @@ class MilvusStore(StoreBase):
 
     def _read_model(self) -> None:
         self.model = self.dim = None
+        self.fields = list(CHUNK_FIELDS)
         if not self.client.has_collection(self.collection):
             return
         self.client.load_collection(self.collection)  # a collection is searched in memory: load it
@@ -90,6 +91,8 @@ class MilvusStore(StoreBase):
         vector = next(f for f in info["fields"] if f["name"] == "vector")
         model = info.get("properties", {}).get(MODEL_PROPERTY) or vector.get("description")
         self.model, self.dim = model or None, int(vector["params"]["dim"])
+        # a collection made before chunks had pages has no "page" field: its chunks read as page 0
+        self.fields = [f for f in CHUNK_FIELDS if f in {field["name"] for field in info["fields"]}]
         index = self.client.describe_index(self.collection, "vector") or {}
         self.ann = index.get("index_type", "HNSW" if self.ann else "FLAT") == "HNSW"
 
@@ -101,7 +104,7 @@ class MilvusStore(StoreBase):
         for name in ("doc_id", "title", "section", "source"):
             schema.add_field(name, DataType.VARCHAR, max_length=4096)
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
-        for name in ("position", "start", "end", "n_tokens"):
+        for name in ("position", "start", "end", "n_tokens", "page"):
             schema.add_field(name, DataType.INT64)
         # The model's name, twice: Milvus Lite 2.5 keeps no collection properties, Milvus Lite 3 no descriptions.
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim, description=model)
@@ -113,7 +116,7 @@ class MilvusStore(StoreBase):
             index.add_index("vector", index_type="FLAT", metric_type="IP")
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level=CONSISTENCY, properties={MODEL_PROPERTY: model})
-        self.model, self.dim = model, dim
+        self.model, self.dim, self.fields = model, dim, list(CHUNK_FIELDS)
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Embeddings, *, batch_size: int = 500,
                progress: bool | Callable = False) -> int:
@@ -124,10 +127,10 @@ class MilvusStore(StoreBase):
         too_long = [c.id for c in chunks if len(c.text.encode("utf-8")) > TEXT_BYTES]
         if too_long:
             raise ValueError(f"chunk {too_long[0]} is longer than Milvus stores ({TEXT_BYTES} bytes); chunk smaller")
-        rows = [dict(zip(CHUNK_FIELDS, row)) for row in chunk_rows(chunks)]
         with self._errors():
             if self.model is None:
                 self._create(embeddings.model, int(vectors.shape[1]))
+            rows = [{f: v for f, v in zip(CHUNK_FIELDS, row) if f in self.fields} for row in chunk_rows(chunks)]
             for start, stop in batches(len(rows), batch_size, progress, f"writing to {self.collection}"):
                 self.client.upsert(self.collection, [{**rows[i], "vector": vectors[i].tolist()}
                                                      for i in range(start, stop)])
@@ -193,9 +196,9 @@ class MilvusStore(StoreBase):
         with self._errors():
             results = self.client.search(self.collection, data=vectors.tolist(), limit=k, filter=expr,
                                          consistency_level=CONSISTENCY,
-                                         output_fields=list(CHUNK_FIELDS[1:]),
+                                         output_fields=self.fields[1:],
                                          search_params=search_params, anns_field="vector")
-        return [[Hit(Chunk(hit["id"], *(hit["entity"][f] for f in CHUNK_FIELDS[1:])), float(hit["distance"]), rank)
+        return [[Hit(Chunk(hit["id"], **{f: hit["entity"][f] for f in self.fields[1:]}), float(hit["distance"]), rank)
                  for rank, hit in enumerate(result, start=1)] for result in results]
 
     def ids(self) -> set[str]:

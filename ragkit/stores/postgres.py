@@ -25,8 +25,8 @@ from ..types import Chunk, Embeddings, Hit
 from .base import StoreBase, batches, check_model, check_where, chunk_rows, dedupe, redact
 
 COLUMNS = ("id", "doc_id", "title", "text", "position", "start_char", "end_char", "section", "source",
-           "n_tokens")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
-SQL_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4", "text", "text", "int4")
+           "n_tokens", "page")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
+SQL_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4", "text", "text", "int4", "int4")
 FILTER_COLUMNS = {"id": "id", "doc_id": "doc_id", "source": "source", "title": "title", "section": "section"}
 
 
@@ -107,6 +107,8 @@ class PostgresStore(StoreBase):
                           "(name text PRIMARY KEY, model text NOT NULL, dim int NOT NULL)")
         row = self.conn.execute("SELECT model, dim FROM ragkit_stores WHERE name = %s", (self.table,)).fetchone()
         self.model, self.dim = row if row else (None, None)
+        if row:  # a table made before chunks had pages gets the column (0: no page)
+            self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS page int4 NOT NULL DEFAULT 0")
 
     def _create(self, model: str, dim: int) -> None:
         columns = ", ".join(f"{c} {t}" for c, t in zip(COLUMNS, SQL_TYPES))
@@ -199,7 +201,7 @@ class PostgresStore(StoreBase):
                         rows = self.conn.execute(query, [vector, *params, k]).fetchall()
                 else:
                     rows = self.conn.execute(query, [vector, *params, k]).fetchall()  # one round trip
-                out.append([Hit(Chunk(*row[:10]), -float(row[10]), rank)
+                out.append([Hit(Chunk(*row[:11]), -float(row[11]), rank)
                             for rank, row in enumerate(rows, start=1)])
         return out
 

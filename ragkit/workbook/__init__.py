@@ -3,6 +3,7 @@
 - `widgets`: `compare(index, backend, questions)`, embedding-only next to reranked, with sliders;
   `show_result(result)`, the same two lists as static HTML.
 - `plots`: score distributions, rank movement, relevant vs non-relevant scores, metric curves.
+- `samples`: `write_samples(folder)`, a PDF, an HTML page and a Markdown note to index (chapter 9).
 
 >>> from ragkit.workbook import compare, rank_movement      # doctest: +SKIP
 """
