@@ -128,7 +128,7 @@ def _looks_like_repo(name: str) -> bool:
 def ragkit_models_dir() -> Path:
     """Return where ragkit keeps the models it downloads: `$RAGKIT_CACHE_DIR/models` (default
     ~/.cache/ragkit/models)."""
-    return config.settings().models_dir
+    return config.settings().cache_dir / "models"
 
 
 def _complete(folder: Path, onnx_file: str) -> bool:
