@@ -1,8 +1,10 @@
 """Indexing 10,000 chunks through a server that fails every few requests loses nothing.
 
 The server answers embeddings correctly, except that it fails in a repeating pattern: 503, 429
-(with Retry-After), a dropped connection, a body cut short. The client retries within its budget;
-at the end every text is in the cache exactly once, and the requests add up.
+(with Retry-After), a dropped connection, a body cut short mid-transfer, and two 200s that are valid
+HTTP but not the answer: a JSON body cut short (its Content-Length says so) and a proxy's HTML page.
+The client retries within its budget; at the end every text is in the cache exactly once, and the
+requests add up.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from ragkit.backends.openrouter import OpenRouterBackend
 FAULTS = [Reply(503, {"error": {"code": 503, "message": "overloaded"}}),
           Reply(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "0"}),
           Reply(drop=True),
-          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd', cut_at=30)]
+          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd', cut_at=30),
+          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd'),
+          Reply(200, body=b"<html><body>Gateway busy</body></html>", headers={"Content-Type": "text/html"})]
 
 
 def vector(text: str) -> np.ndarray:
