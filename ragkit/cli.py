@@ -12,6 +12,7 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from . import config
@@ -170,8 +171,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one line on stderr, as the rest of ragkit's messages are."""
+    print(f"ragkit: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    warnings.showwarning = _one_line
     try:
         return args.run(args)
     except KeyboardInterrupt:

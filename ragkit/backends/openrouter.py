@@ -123,6 +123,11 @@ class OpenRouterBackend:
         """The server's host (and port, if given): what messages name, never with credentials."""
         return self._http.host
 
+    @property
+    def origin(self) -> str:
+        """Where its vectors come from: the base URL without credentials (the embedding cache keys by it)."""
+        return safe_url(self.base_url)
+
     def describe(self) -> str:
         """Return one line saying which server and models this backend uses (never the key)."""
         kind = "OpenRouter" if self.openrouter else "OpenAI-compatible server"
