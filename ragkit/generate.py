@@ -286,7 +286,7 @@ def check_answer(question: str, raw: str, hits: Sequence[Hit], strict: bool = Tr
         if not words or bare.lower() in seen:
             changed = changed or bool(bare)
             continue
-        why = _not_an_answer(bare, words, question, orders, planted)
+        why = _not_an_answer(bare, words, question, orders, planted, injection_check)
         if why:
             notes.append(f"dropped {bare!r}: {why}")
             changed = True
@@ -308,7 +308,7 @@ def check_answer(question: str, raw: str, hits: Sequence[Hit], strict: bool = Tr
 
 
 def _not_an_answer(sentence: str, words: set[str], question: str, orders: dict[int, list[str]],
-                   planted: set[str]) -> str | None:
+                   planted: set[str], injection_check: bool = True) -> str | None:
     """Say why a sentence of the answer is not one (a question restated, an order obeyed), or None."""
     if sentence[-1] in "?\uff1f\u061f" or sentence.lower().startswith("question:") or words <= content_words(question):
         return "it restates the question"
@@ -316,7 +316,7 @@ def _not_an_answer(sentence: str, words: set[str], question: str, orders: dict[i
         where = [n for n, found in orders.items() if _INSTRUCTION.search(sentence)
                  or words & content_words(" ".join(found))] or list(orders)
         return f"it repeats an instruction found in source {''.join(f'[{n}]' for n in where)} instead of answering"
-    if _INSTRUCTION.search(sentence):
+    if injection_check and _INSTRUCTION.search(sentence):
         return "it gives an order instead of answering"
     return None
 
@@ -347,12 +347,12 @@ def _with_citations(sentence: str, numbers: Sequence[int]) -> str:
     return f"{sentence} {marks}."
 
 
-def extractive_answer(question: str, hits: Sequence[Hit], backend: Backend,
-                      max_sentences: int = 2) -> tuple[str, list[int]]:
+def extractive_answer(question: str, hits: Sequence[Hit], backend: Backend, max_sentences: int = 2,
+                      injection_check: bool = True) -> tuple[str, list[int]]:
     """Return the source sentences closest in meaning to the question, each with its citation (never
-    a sentence that reads as an instruction: quoting one would obey it)."""
+    a sentence that reads as an instruction, unless `injection_check=False`: quoting one would obey it)."""
     candidates = [(i + 1, s) for i, h in enumerate(hits) for s in split_sentences(h.chunk.prose())
-                  if content_words(s) and not _INSTRUCTION.search(s)]
+                  if content_words(s) and not (injection_check and _INSTRUCTION.search(s))]
     if not candidates:
         return NOT_IN_CONTEXT, []
     vectors = backend.embed([question] + [s for _, s in candidates]).vectors
