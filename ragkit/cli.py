@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import nullcontext
 import shlex
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from . import config
@@ -24,8 +24,8 @@ from .documents import load_documents
 from .errors import DatasetError, DownloadFailed, IndexFileError, RagkitError
 from .eval.beir import BEIR_MD5
 from .eval.benchmark import benchmark_beir, parse_configs
-from .pipeline import ask
 from .index_files import folder_state, writing
+from .pipeline import ask
 from .stores import MemoryStore, describe, open_store, sync
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -88,14 +88,14 @@ def cmd_index(args) -> int:
 def cmd_ask(args) -> int:
     # first: a store that is down, a damaged index or a wrong spec fails before models load
     index = open_store(args.store, existing=True) if args.store else open_store(args.index)
-    if not len(index):
+    empty = not len(index)
+    if empty:
         _refuse_empty(args, index)
+    chosen = backend()
+    if empty:
         print(f"ragkit: no index at {describe(index)} yet; building one from the demo corpus first",
               file=sys.stderr)
-        chosen = backend()
         index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
-    else:
-        chosen = backend()
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
                  threshold=args.threshold, use_rerank=not args.no_rerank)
     answer = result.answer

@@ -3,8 +3,8 @@
 `HTTPClient.post(endpoint, payload)` sends one JSON request and returns the JSON answer (or, for a
 stream, the open event-stream response), trying again on 429, 408/5xx, timeouts and dropped
 connections (and, for embeddings and rerank, a 200 whose body is cut short or not JSON) within
-`max_retries` and `retry_budget`, as the server's `Retry-After` asks. What is not
-worth retrying, or still fails after the retries, is raised as the `APIError` for its status (see
+`max_retries` and `retry_budget`, as the server's `Retry-After` asks. What is not worth retrying,
+or still fails after the retries, is raised as the `APIError` for its status (see
 `ragkit.backends.openrouter` for the table), with the server's own message and a hint. The API key
 never appears in an error, a log line or a repr.
 """
@@ -28,7 +28,8 @@ from ..errors import (
 )
 from . import wire
 
-__all__ = ["IDEMPOTENT", "RETRY_EXCEPTIONS", "RETRY_STATUSES", "HTTPClient", "is_openrouter", "retry_after_seconds", "safe_url"]
+__all__ = ["IDEMPOTENT", "RETRY_EXCEPTIONS", "RETRY_STATUSES", "HTTPClient", "is_openrouter", "retry_after_seconds",
+           "safe_url"]
 
 log = logging.getLogger("ragkit.openrouter")
 
