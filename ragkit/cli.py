@@ -26,7 +26,7 @@ from .eval.beir import BEIR_MD5
 from .eval.benchmark import benchmark_beir, parse_configs
 from .index_files import folder_state, writing
 from .pipeline import ask
-from .stores import MemoryStore, describe, open_store, sync
+from .stores import MemoryStore, describe, open_store, redact, sync
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo"
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
@@ -124,7 +124,7 @@ def _refuse_empty(args, index) -> None:
     if args.store is None and folder is not None and Path(folder) == config.Settings.index \
             and folder_state(folder) in ("missing", "empty"):
         return
-    flag = f"--store {shlex.quote(args.store)}" if args.store else f"--index {shlex.quote(str(args.index))}"
+    flag = f"--store {shlex.quote(redact(args.store))}" if args.store else f"--index {shlex.quote(str(args.index))}"
     sys.exit(f"ragkit: no index at {describe(index)}; build one first: ragkit index YOUR_DOCS {flag}")
 
 

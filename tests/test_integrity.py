@@ -334,3 +334,15 @@ def test_two_ragkit_index_runs_at_once_never_interleave(tmp_path):
         assert code == 0 or "IndexBusy: another ragkit" in err, err
     docs = {c.doc_id.split("-")[0] for c in VectorIndex.load(tmp_path / ".ragkit" / "index").chunks}
     assert docs in ({"one"}, {"two"})
+
+
+def test_an_empty_database_store_is_refused_with_the_command_and_no_password():
+    from types import SimpleNamespace
+
+    from ragkit.cli import _refuse_empty
+
+    url = "postgresql://alice:s3cret@db.example/rag"
+    with pytest.raises(SystemExit) as exit_:
+        _refuse_empty(SimpleNamespace(store=url, index=None), SimpleNamespace(url=url))
+    message = str(exit_.value)
+    assert "ragkit index YOUR_DOCS --store postgresql://alice@db.example/rag" in message and "s3cret" not in message
