@@ -120,8 +120,8 @@ class _SQLiteCache:
                 part = keys[start : start + 500]
                 try:
                     rows += self._db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
-                except sqlite3.OperationalError:  # a read-only cache from an older ragkit lacks the table
-                    return rows
+                except sqlite3.DatabaseError:  # no such table (an older ragkit's file), or damaged since
+                    return rows  # opened: what is not read is a miss, embedded again
         return rows
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
@@ -131,7 +131,7 @@ class _SQLiteCache:
         try:
             with self._lock, self._db:
                 self._db.executemany(sql, rows)
-        except sqlite3.OperationalError as exc:  # disk full, permissions changed, locked too long
+        except sqlite3.DatabaseError as exc:  # disk full, permissions changed, locked too long, damaged
             self.writable = False
             warnings.warn(f"{self.what} cache {self.path} cannot be written ({exc}); going on without "
                           f"saving to it", stacklevel=4)
@@ -142,7 +142,7 @@ class _SQLiteCache:
         with self._lock:
             try:
                 return self._db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]
-            except sqlite3.OperationalError:
+            except sqlite3.DatabaseError:
                 return 0
 
     def close(self) -> None:
