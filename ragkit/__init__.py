@@ -24,9 +24,9 @@ from .chunking import chunk_documents
 from .documents import load_documents
 from .errors import (
     APIError, AuthenticationError, BackendError, BadRequest, BadResponse, ConfigError, ConnectionFailed,
-    DatasetError, DatasetUnavailable, DownloadFailed, EmbeddingModelMismatch, Forbidden, IndexFileError,
-    ModelNotFound, NotFound, PaymentRequired, RagkitError, RateLimited, ServerError, StoreError, StoreUnavailable,
-    WireFormatError,
+    DatasetError, DatasetUnavailable, DownloadFailed, EmbeddingModelMismatch, Forbidden, IndexBusy,
+    IndexFileError, ModelNotFound, NotFound, PaymentRequired, RagkitError, RateLimited, ServerError, StoreError,
+    StoreUnavailable, WireFormatError,
 )
 from .generate import NOT_IN_CONTEXT, Answer, generate
 from .index import VectorIndex, build_index
@@ -43,7 +43,7 @@ __all__ = [
     "APIError", "Answer", "AuthenticationError", "Backend", "BackendError", "BadRequest", "BadResponse",
     "ChatStream", "Chunk", "Completion", "ConfigError", "ConnectionFailed", "DatasetError", "DatasetUnavailable",
     "Document", "DownloadFailed", "EmbeddingCache", "EmbeddingModelMismatch", "Embeddings", "Forbidden", "Hit",
-    "IndexFileError", "LocalBackend", "ModelNotFound", "NOT_IN_CONTEXT", "NotFound", "OpenRouterBackend",
+    "IndexBusy", "IndexFileError", "LocalBackend", "ModelNotFound", "NOT_IN_CONTEXT", "NotFound", "OpenRouterBackend",
     "PaymentRequired", "RagkitError", "Ranked", "RateLimited", "RerankResult", "Result", "SearchIndex",
     "ServerError", "Store", "StoreError", "StoreUnavailable", "Usage", "VectorIndex", "WireFormatError", "ask",
     "backend", "build_index", "chunk_documents", "generate", "load_documents", "open_store", "rerank", "retrieve",

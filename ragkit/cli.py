@@ -18,6 +18,7 @@ import json
 import shlex
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from . import config
@@ -25,11 +26,12 @@ from .backends import LocalBackend, backend
 from .backends.room import Limits
 from .chunking import DEFAULT_MAX_TOKENS, chunk_documents
 from .documents import load_documents
-from .errors import DatasetError, DownloadFailed, RagkitError
+from .errors import DatasetError, DownloadFailed, IndexFileError, RagkitError
 from .eval.beir import BEIR_MD5
 from .eval.benchmark import benchmark_beir, parse_configs
+from .index_files import folder_state, writing
 from .pipeline import ask
-from .stores import describe, open_store, sync
+from .stores import MemoryStore, describe, open_store, redact, sync
 
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
               "(default: $RAGKIT_STORE, else --index)")
@@ -44,18 +46,34 @@ def _demo_paths() -> list[Path]:
     return [config.packaged_data("demo")]
 
 
-def build(paths: list[Path], index_dir: Path, method: str, max_tokens: int, backend):
-    """Chunk, embed (through the cache) and write the chunks to a store (folder or database); return it."""
+def build(paths: list[Path], where, method: str, max_tokens: int, backend):
+    """Chunk, embed (through the cache) and write the chunks to a store; return the store.
+
+    `where` is an open store, or a folder: that one is written under its lock (a second `ragkit index`
+    into it is refused at once) and all or nothing; an index there that cannot be read is replaced,
+    saying so.
+    """
     docs = load_documents(paths)
     options = {"size": max_tokens} if method == "tokens" else {"max_tokens": max_tokens}
     chunks = chunk_documents(docs, method=method, **options)
     if not chunks:
         raise ValueError("no chunks to index: the documents are empty")
-    index = open_store(index_dir)
-    result = sync(index, chunks, backend)
+    folder = Path(where) if isinstance(where, (str, Path)) else getattr(where, "path", None)
+    with writing(folder, wait=0) if folder is not None else nullcontext():
+        index = _folder_store(folder) if isinstance(where, (str, Path)) else where
+        result = sync(index, chunks, backend)
     print(f"indexed {len(docs)} documents as {len(chunks)} chunks with {index.model} ({index.dim}-d): "
           f"{result.embedded} embedded now, {result.cached} from the cache -> {describe(index)}", file=sys.stderr)
     return index
+
+
+def _folder_store(folder: Path) -> MemoryStore:
+    """Return the folder's store to write a whole new index into (one that cannot be read is replaced)."""
+    try:
+        return MemoryStore(folder)
+    except IndexFileError as exc:
+        print(f"ragkit: replacing the index at {folder}, which cannot be read ({exc})", file=sys.stderr)
+        return MemoryStore(folder, load=False)
 
 
 def cmd_index(args) -> int:
@@ -63,14 +81,19 @@ def cmd_index(args) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         sys.exit(f"ragkit: no such file or folder: {', '.join(missing)}")
-    build(paths, args.store or args.index, args.method, args.max_tokens, backend())
+    where = open_store(args.store, existing=True) if args.store else args.index
+    build(paths, where, args.method, args.max_tokens, backend())
     return 0
 
 
 def cmd_ask(args) -> int:
-    index = open_store(args.store or args.index)  # first: a store that is down fails before models load
+    # first: a store that is down, a damaged index or a wrong spec fails before models load
+    index = open_store(args.store, existing=True) if args.store else open_store(args.index)
+    empty = not len(index)
+    if empty:
+        _refuse_empty(args, index)
     chosen = backend()
-    if not len(index):
+    if empty:
         print(f"ragkit: no index at {describe(index)} yet; building one from the demo corpus first",
               file=sys.stderr)
         index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
@@ -114,6 +137,17 @@ def result_json(result, backend, reranked: bool = True) -> dict:
             "usage": {name: {"requests": u.requests, "prompt_tokens": u.prompt_tokens,
                              "completion_tokens": u.completion_tokens, "cost": u.cost}
                       for name, u in result.usage.items()}}
+
+
+def _refuse_empty(args, index) -> None:
+    """Exit, naming the command that fills it, unless the empty store is the default folder, brand new:
+    only then does `ragkit ask` build the demo index itself (a first run)."""
+    folder = getattr(index, "path", None)
+    if args.store is None and folder is not None and Path(folder) == config.Settings.index \
+            and folder_state(folder) in ("missing", "empty"):
+        return
+    flag = f"--store {shlex.quote(redact(args.store))}" if args.store else f"--index {shlex.quote(str(args.index))}"
+    sys.exit(f"ragkit: no index at {describe(index)}; build one first: ragkit index YOUR_DOCS {flag}")
 
 
 def cmd_eval(args) -> int:

@@ -8,6 +8,7 @@ built-in exception named in brackets, so `except ValueError` keeps working where
     ├── ModelNotFound [RuntimeError]        a model's files are not installed or not where they should be
     ├── EmbeddingModelMismatch [ValueError] vectors from two embedding models compared
     ├── IndexFileError [ValueError]         a saved index is missing, damaged or not a ragkit index
+    │   └── IndexBusy                       ... or another process is writing it now
     ├── BackendError [RuntimeError]         a backend could not do what was asked
     │   └── APIError                        an HTTP server said no (status, endpoint, server_message)
     │       ├── BadRequest                  400 (or another 4xx): the request itself is wrong
@@ -34,7 +35,7 @@ from __future__ import annotations
 __all__ = [
     "APIError", "AuthenticationError", "BackendError", "BadRequest", "BadResponse", "ConfigError",
     "ConnectionFailed", "DatasetError", "DatasetUnavailable", "DownloadFailed", "EmbeddingModelMismatch",
-    "Forbidden", "IndexFileError", "ModelNotFound", "NotFound", "PaymentRequired", "RagkitError", "RateLimited",
+    "Forbidden", "IndexBusy", "IndexFileError", "ModelNotFound", "NotFound", "PaymentRequired", "RagkitError", "RateLimited",
     "ServerError", "StoreError", "StoreUnavailable", "WireFormatError",
 ]
 
@@ -57,6 +58,10 @@ class EmbeddingModelMismatch(RagkitError, ValueError):
 
 class IndexFileError(RagkitError, ValueError):
     """A saved index is missing, damaged or not a ragkit index."""
+
+
+class IndexBusy(IndexFileError):
+    """Another process (or thread) is writing the index folder: wait for it, or write elsewhere."""
 
 
 class BackendError(RagkitError, RuntimeError):

@@ -4,6 +4,7 @@ files set aside rather than trusted or deleted.
 - `atomic_write(path)`: write beside the target, rename over it when complete (a crash leaves the old file).
 - `download(url, dest)`: the same for a download, after checking its size and sha256.
 - `set_aside(path)`: move a damaged file out of the way, keeping it for inspection.
+- `file_lock(path)`: hold a lock file, so two processes (or threads) never write the same thing at once.
 
 >>> with atomic_write(tmp_path / "notes.txt") as f:     # doctest: +SKIP
 ...     f.write("all or nothing")
@@ -14,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import IO, Callable, Iterator
 from .errors import DownloadFailed
 from .progress import progress_bar
 
-__all__ = ["atomic_write", "download", "set_aside"]
+__all__ = ["Locked", "atomic_write", "download", "file_lock", "set_aside"]
 
 
 @contextmanager
@@ -114,3 +116,76 @@ def download(url: str, dest: str | Path, *, client=None, timeout: float = 60.0, 
     finally:
         if own:
             client.close()
+
+
+class Locked(BlockingIOError):
+    """Another process holds the lock: `holder` is what it wrote in the lock file (its pid), if anything."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path} is held by {'process ' + holder if holder else 'another process'}")
+        self.path, self.holder = path, holder
+
+
+_held: dict[str, list] = {}  # lock path -> [a re-entrant lock for this process's threads, open file, depth]
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def file_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (made if missing) while the block runs; raise `Locked` if another
+    process or thread still holds it after `wait` seconds. Re-entrant within one thread.
+
+    The operating system's own advisory lock (`fcntl.flock`, `msvcrt.locking` on Windows): it is gone
+    when the process ends, even killed, so a crash never leaves a folder locked. The holder's pid is
+    written into the file, for the message.
+
+    >>> with file_lock(tmp_path / ".lock"):     # doctest: +SKIP
+    ...     pass                                   # nobody else can take it here
+    """
+    key = str(Path(path).resolve())
+    with _held_guard:
+        entry = _held.setdefault(key, [threading.RLock(), None, 0])
+    if not entry[0].acquire(timeout=wait if wait > 0 else 0.001):
+        raise Locked(Path(path), str(os.getpid()))
+    try:
+        if entry[2] == 0:
+            entry[1] = _lock_file(Path(path), wait)
+        entry[2] += 1
+        try:
+            yield
+        finally:
+            entry[2] -= 1
+            if entry[2] == 0:
+                entry[1].close()  # closing releases the operating system's lock
+                entry[1] = None
+    finally:
+        entry[0].release()
+
+
+def _lock_file(path: Path, wait: float) -> IO:
+    f = open(path, "a+")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                f.seek(0)
+                holder = f.read(40).strip()
+                f.close()
+                raise Locked(path, holder) from None
+            time.sleep(0.05)
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f

@@ -10,23 +10,19 @@ another model: cosine similarity between two models' vectors is a number, but a 
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .cache import EmbeddingCache
-from .errors import EmbeddingModelMismatch, IndexFileError
+from .errors import EmbeddingModelMismatch
+from .index_files import load_index, save_index
 from .types import Backend, Chunk, Embeddings, Hit
 from .vectors import normalize, top_k
 
 __all__ = ["VectorIndex", "build_index", "embedding_text", "hits_frame", "similarities"]
-
-FORMAT = "ragkit-index"
-VERSION = 1
 
 
 def hits_frame(hits: Sequence[Hit]):
@@ -115,43 +111,15 @@ class VectorIndex:
         return indices, np.take_along_axis(scores, indices, axis=1)
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to a folder: vectors.npy, chunks.jsonl, index.json. No pickle."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "vectors.npy", self.vectors, allow_pickle=False)
-        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
-            for c in self.chunks:
-                f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-        meta = {"format": FORMAT, "version": VERSION, "model": self.model, "dim": self.dim,
-                "count": len(self), "sha256": hashlib.sha256(self.vectors.tobytes()).hexdigest()}
-        (folder / "index.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        return folder
+        """Write the index to a folder (vectors.npy, chunks.jsonl, index.json; no pickle), all or nothing:
+        until the new files are complete the old index stays (`ragkit.index_files`). Return the folder."""
+        return save_index(path, self.vectors, self.chunks, self.model)
 
     @classmethod
     def load(cls, path: str | Path) -> "VectorIndex":
-        """Read an index written by `save`, checking every part; raise IndexFileError if damaged."""
-        folder = Path(path)
-        try:
-            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-                raise IndexFileError(f"{folder} is not a ragkit index (version {VERSION})")
-            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-            with open(folder / "chunks.jsonl", encoding="utf-8") as f:
-                chunks = [Chunk(**json.loads(line)) for line in f if line.strip()]
-        except IndexFileError:
-            raise
-        except FileNotFoundError as exc:
-            raise IndexFileError(f"no ragkit index at {folder} ({exc.filename} is missing); "
-                                 f"build one with `ragkit index`") from None
-        except (ValueError, TypeError, KeyError, OSError) as exc:
-            raise IndexFileError(f"index at {folder} is damaged ({type(exc).__name__}: {exc}); "
-                                 f"rebuild it with `ragkit index`") from None
-        if (vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape != (meta["count"], meta["dim"])
-                or len(chunks) != meta["count"]
-                or hashlib.sha256(vectors.tobytes()).hexdigest() != meta["sha256"]):
-            raise IndexFileError(f"index at {folder} is inconsistent (vectors, chunks and index.json "
-                                 f"disagree); rebuild it with `ragkit index`")
-        return cls(vectors, chunks, meta["model"])
+        """Read an index written by `save`, checking every file; raise IndexFileError if damaged."""
+        vectors, chunks, model = load_index(path)
+        return cls(vectors, chunks, model)
 
 
 def build_index(chunks: Sequence[Chunk], backend: Backend, cache: EmbeddingCache | None = None,

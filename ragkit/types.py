@@ -285,6 +285,8 @@ class Backend(Protocol):
     - `rerank(query, documents, top_n) -> Ranked` (results best first: index, relevance score, text)
     - `chat(messages) -> Completion`, or a `ChatStream` of text pieces with `stream=True`
     - `rerank_threshold`: the score under which its reranker judges a passage not relevant (None: unknown)
+    - `origin`: where its vectors come from ("local" for the packaged models, a server's base URL for
+      an HTTP backend); the embedding cache keys vectors by it as well as by model name
     - `usage`: the running total of what its calls cost
     """
 
@@ -296,6 +298,9 @@ class Backend(Protocol):
 
     @property
     def rerank_threshold(self) -> float | None: ...
+
+    @property
+    def origin(self) -> str: ...
 
     def embed(self, texts: Sequence[str]) -> Embeddings: ...
 

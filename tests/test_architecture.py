@@ -20,7 +20,7 @@ PACKAGE = ROOT / "ragkit"
 LAYERS = [
     {"types", "errors", "config"},                         # the shared shapes, errors and settings
     {"vectors", "files", "progress", "weights"},           # plumbing every part shares
-    {"embedder", "headings", "chunking", "documents", "index", "lexical", "hybrid", "cache",
+    {"embedder", "headings", "chunking", "documents", "index", "index_files", "lexical", "hybrid", "cache",
      "rerankers"},                                         # the parts a learner has a word for
     {"backends", "stores"},                                # what talks to the outside
     {"generate", "pipeline"},                              # the pipeline

@@ -15,7 +15,7 @@ class CountingBackend:
 
     def __init__(self, inner, fail_on_call: int | None = None, answer_model: str | None = None):
         self.inner, self.fail_on_call, self.answer_model = inner, fail_on_call, answer_model
-        self.embedding_model = inner.embedding_model
+        self.embedding_model, self.origin = inner.embedding_model, inner.origin
         self.calls = 0
         self.texts_seen: list[str] = []
 
@@ -85,16 +85,17 @@ def test_damaged_row_is_treated_as_missing(local_backend, tmp_path):
     cache = EmbeddingCache(path)
     cache.embed(local_backend, ["a text"], progress=False)
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE vectors SET vector = X'00'")
+        db.execute("UPDATE embeddings SET vector = X'00'")
     counting = CountingBackend(local_backend)
-    EmbeddingCache(path).embed(counting, ["a text"], progress=False)
+    with pytest.warns(UserWarning, match="1 cached vectors could not be used"):
+        EmbeddingCache(path).embed(counting, ["a text"], progress=False)
     assert counting.calls == 1
 
 
 def test_vectors_are_keyed_by_model(local_backend, tmp_path):
     cache = EmbeddingCache(tmp_path / "c.sqlite")
     cache.embed(local_backend, ["a text"], progress=False)
-    assert cache.get("some/other-model", ["a text"]) == [None]
+    assert cache.get("some/other-model", ["a text"], origin="local") == [None]
 
 
 def test_backend_answering_with_another_model_is_refused(local_backend, tmp_path):

@@ -1,8 +1,10 @@
 """Indexing 10,000 chunks through a server that fails every few requests loses nothing.
 
 The server answers embeddings correctly, except that it fails in a repeating pattern: 503, 429
-(with Retry-After), a dropped connection, a body cut short. The client retries within its budget;
-at the end every text is in the cache exactly once, and the requests add up.
+(with Retry-After), a dropped connection, a body cut short mid-transfer, and two 200s that are valid
+HTTP but not the answer: a JSON body cut short (its Content-Length says so) and a proxy's HTML page.
+The client retries within its budget; at the end every text is in the cache exactly once, and the
+requests add up.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from ragkit.backends.openrouter import OpenRouterBackend
 FAULTS = [Reply(503, {"error": {"code": 503, "message": "overloaded"}}),
           Reply(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "0"}),
           Reply(drop=True),
-          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd', cut_at=30)]
+          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd', cut_at=30),
+          Reply(200, body=b'{"object": "list", "data": [{"index": 0, "embedd'),
+          Reply(200, body=b"<html><body>Gateway busy</body></html>", headers={"Content-Type": "text/html"})]
 
 
 def vector(text: str) -> np.ndarray:
@@ -62,7 +66,7 @@ def test_ten_thousand_chunks_through_a_failing_server_are_each_cached_once(tmp_p
     assert set(answered) == set(texts) and max(answered.values()) == 1  # none embedded twice
     # 100 batches answered; every 3rd request failed, so the 100th success is request 149
     assert backend.usage.requests == 100 and len(server.requests) == 149
-    stored = np.vstack(cache.get("test/embed", texts[:50]))
+    stored = np.vstack(cache.get("test/embed", texts[:50], origin=backend.origin))
     expected = np.vstack([vector(t) for t in texts[:50]])
     np.testing.assert_allclose(stored, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6)
     again = cache.embed(backend, texts, batch_size=100, progress=False)

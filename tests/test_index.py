@@ -80,7 +80,7 @@ def test_tampered_vectors_are_detected(tmp_path):
     vectors = np.load(folder / "vectors.npy")
     vectors[0, 0] += 1
     np.save(folder / "vectors.npy", vectors)
-    with pytest.raises(IndexFileError, match="inconsistent"):
+    with pytest.raises(IndexFileError, match="vectors.npy does not match"):
         VectorIndex.load(folder)
 
 

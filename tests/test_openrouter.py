@@ -115,11 +115,11 @@ def test_embed_wrong_shapes_are_bad_responses(fault, answer, words):
     assert len(fault.requests) == 1  # a wrong answer is not retried
 
 
-@pytest.mark.parametrize("body", ['{"data": [{"index": 0, "embe', "<html>502 Bad Gateway</html>", ""])
-def test_non_json_or_truncated_body_is_bad_response(fault, body):
-    fault.push(Reply(200, body=body))
-    with pytest.raises(BadResponse, match=r"POST /api/v1/embeddings on 127\.0\.0\.1:\d+ .*not JSON"):
-        client(fault).embed(["one"])
+@pytest.mark.parametrize("body", ['{"choices": [{"index": 0, "mess', "<html>502 Bad Gateway</html>", ""])
+def test_non_json_or_truncated_chat_body_is_bad_response(fault, body):
+    fault.push(Reply(200, body=body))  # not retried: a chat answer is not safe to ask for twice
+    with pytest.raises(BadResponse, match=r"POST /api/v1/chat/completions on 127\.0\.0\.1:\d+ .*not JSON"):
+        client(fault).chat(HELLO)
     assert len(fault.requests) == 1
 
 

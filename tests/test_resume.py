@@ -30,7 +30,7 @@ def test_killed_index_build_resumes_with_only_the_missing_chunks(tmp_path):
         if cache_file.exists():
             try:
                 with sqlite3.connect(cache_file, timeout=1) as db:
-                    stored = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+                    stored = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
             except sqlite3.OperationalError:
                 pass
     first.send_signal(signal.SIGKILL)
@@ -38,7 +38,7 @@ def test_killed_index_build_resumes_with_only_the_missing_chunks(tmp_path):
     assert first.returncode == -signal.SIGKILL, "the build finished before it could be interrupted"
     assert not (tmp_path / "index" / "index.json").exists()
     with sqlite3.connect(cache_file) as db:
-        kept = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        kept = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
     assert kept >= 128
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -47,7 +47,7 @@ def test_killed_index_build_resumes_with_only_the_missing_chunks(tmp_path):
     chunks, embedded, cached = map(int, counts.groups())
     assert cached >= kept and embedded > 0  # cached counts repeated texts once per chunk
     with sqlite3.connect(cache_file) as db:
-        assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == kept + embedded
+        assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == kept + embedded
 
     third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert ": 0 embedded now" in third.stderr

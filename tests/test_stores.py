@@ -304,7 +304,7 @@ class NoEmbedding:
     """A backend that must not be asked to embed (the cache has every vector)."""
 
     def __init__(self, real):
-        self.embedding_model = real.embedding_model
+        self.embedding_model, self.origin = real.embedding_model, real.origin
 
     def embed(self, texts):
         raise AssertionError(f"embedded {len(texts)} texts")

@@ -2,8 +2,9 @@
 
 `HTTPClient.post(endpoint, payload)` sends one JSON request and returns the JSON answer (or, for a
 stream, the open event-stream response), trying again on 429, 408/5xx, timeouts and dropped
-connections within `max_retries` and `retry_budget`, as the server's `Retry-After` asks. What is not
-worth retrying, or still fails after the retries, is raised as the `APIError` for its status (see
+connections (and, for embeddings and rerank, a 200 whose body is cut short or not JSON) within
+`max_retries` and `retry_budget`, as the server's `Retry-After` asks. What is not worth retrying,
+or still fails after the retries, is raised as the `APIError` for its status (see
 `ragkit.backends.openrouter` for the table), with the server's own message and a hint. The API key
 never appears in an error, a log line or a repr.
 """
@@ -27,7 +28,8 @@ from ..errors import (
 )
 from . import wire
 
-__all__ = ["RETRY_EXCEPTIONS", "RETRY_STATUSES", "HTTPClient", "is_openrouter", "retry_after_seconds", "safe_url"]
+__all__ = ["IDEMPOTENT", "RETRY_EXCEPTIONS", "RETRY_STATUSES", "HTTPClient", "is_openrouter", "retry_after_seconds",
+           "safe_url"]
 
 log = logging.getLogger("ragkit.openrouter")
 
@@ -36,6 +38,10 @@ log = logging.getLogger("ragkit.openrouter")
 # transient server faults (https://openrouter.ai/docs/api/reference/errors-and-debugging).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# Safe to send again: asking twice changes nothing and costs only the tokens. A 200 whose body is cut
+# short or is not JSON (a proxy's page, a server that died mid-write) is retried on these like a 502;
+# a chat answer is not (it may be a different answer, and is paid again).
+IDEMPOTENT = frozenset({"embeddings", "rerank"})
 
 _ERRORS: dict[int, type[APIError]] = {
     400: BadRequest, 401: AuthenticationError, 402: PaymentRequired, 403: Forbidden,
@@ -193,7 +199,12 @@ class HTTPClient:
             if status in RETRY_STATUSES:
                 return error
             raise error
-        body = self._json(endpoint, response)
+        try:
+            body = self._json(endpoint, response)
+        except BadResponse as exc:
+            if endpoint in IDEMPOTENT:
+                return exc
+            raise
         if wire.is_error_body(body):
             # OpenRouter: "the returned HTTP response status will be 200 and any error occurred
             # while the LLM is producing the output will be emitted in the response body"

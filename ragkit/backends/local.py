@@ -192,6 +192,10 @@ class LocalBackend:
     chat_parameters = frozenset(wire.SAMPLING)
 
     @property
+    def origin(self) -> str:
+        return "local"  # the models of this process (the embedding cache keys vectors by it)
+
+    @property
     def reranker(self) -> Reranker:
         """The reranker in use, loaded (and announced) on first use."""
         with self._lock:

@@ -2,7 +2,8 @@
 
 It speaks the wire format of `ragkit.backends.wire` through one pooled connection
 (`ragkit.backends.http`). Every call retries what is worth retrying (429, 408/5xx, timeouts, dropped
-connections), waits as the server's `Retry-After` asks, and otherwise raises a typed error from
+connections; for embeddings and rerank also a 200 whose body is cut short or not JSON), waits as the
+server's `Retry-After` asks, and otherwise raises a typed error from
 `ragkit.errors` that carries the server's own message:
 
 | what happened                              | exception             |
@@ -122,6 +123,11 @@ class OpenRouterBackend:
     def host(self) -> str:
         """The server's host (and port, if given): what messages name, never with credentials."""
         return self._http.host
+
+    @property
+    def origin(self) -> str:
+        """Where its vectors come from: the base URL without credentials (the embedding cache keys by it)."""
+        return safe_url(self.base_url)
 
     def describe(self) -> str:
         """Return one line saying which server and models this backend uses (never the key)."""

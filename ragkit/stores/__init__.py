@@ -21,14 +21,16 @@ Pick one with a string, as `RAGKIT_STORE` and `ragkit --store` do:
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import config
 from ..cache import EmbeddingCache
-from ..errors import StoreError, StoreUnavailable
+from ..errors import ConfigError, StoreError, StoreUnavailable
 from ..index import VectorIndex, embedding_text
+from ..index_files import folder_state
 from ..types import Backend, Chunk, Embeddings, Store
 from .base import FILTER_FIELDS, check_where, redact
 from .memory import MemoryStore
@@ -40,23 +42,38 @@ def default_store() -> str:
     return config.settings().store_spec
 
 
-def open_store(spec: str | Path | None = None, **options) -> Store:
-    """Return the store a string names (default `$RAGKIT_STORE`); `options` go to its class.
+def open_store(spec: str | Path | None = None, *, existing: bool = False, **options) -> Store:
+    """Return the store a string names (default `$RAGKIT_STORE`, else `$RAGKIT_INDEX`); `options` go to its class.
 
     - a folder path: the in-memory exact index, loaded from / saved to that folder
     - `postgresql://user:password@host:5432/db` (or `postgres://`): PostgreSQL with pgvector
     - `milvus://path/to/file.db`: Milvus Lite in a local file (exact search); `http(s)://host:19530`: a Milvus server
 
-    A store that is already open is returned as it is.
+    `existing=True` (what `RAGKIT_STORE` and `--store` get, since they name databases) accepts a folder
+    only if it holds an index: anything else is a `ConfigError` naming the fix. A store that is
+    already open is returned as it is.
+
+    >>> open_store("garbage", existing=True)
+    Traceback (most recent call last):
+    ragkit.errors.ConfigError: the store 'garbage' (--store or RAGKIT_STORE) is neither a database URL (postgresql://..., milvus://file.db, http://host:19530) nor a folder holding an index; for a new index in a folder use --index garbage or RAGKIT_INDEX=garbage, e.g. ragkit index YOUR_DOCS --index garbage
     """
     if spec is not None and not isinstance(spec, (str, Path)):
         return spec
-    spec = str(default_store() if spec is None else spec)
+    if spec is None:
+        s = config.settings()
+        spec, existing = (s.store, True) if s.store else (s.index, existing)
+    spec = str(spec)
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme not in ("", "postgresql", "postgres", "milvus", "http", "https"):
-        raise ValueError(f"unknown store {redact(spec)!r}: use a folder path, postgresql://..., "
-                         f"milvus://file.db or http://milvus-host:19530")
+        raise ConfigError(f"unknown store {redact(spec)!r}: use a folder path, postgresql://..., "
+                          f"milvus://file.db or http://milvus-host:19530")
     if not scheme:
+        if existing and folder_state(spec) != "index":
+            quoted = shlex.quote(spec)
+            raise ConfigError(f"the store {spec!r} (--store or RAGKIT_STORE) is neither a database URL "
+                              f"(postgresql://..., milvus://file.db, http://host:19530) nor a folder holding an "
+                              f"index; for a new index in a folder use --index {quoted} or RAGKIT_INDEX={quoted}, "
+                              f"e.g. ragkit index YOUR_DOCS --index {quoted}")
         return MemoryStore(spec, **options)
     extra = "postgres" if scheme.startswith("postgres") else "milvus"
     try:  # each store imports its database's client when it is made

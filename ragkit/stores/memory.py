@@ -1,6 +1,10 @@
 """The in-memory store: a `VectorIndex` that upserts, deletes and filters, saved to a folder.
 
 >>> store = MemoryStore(".ragkit/index")       # loads the folder's index, if there is one  # doctest: +SKIP
+
+A folder that holds an index that cannot be read (damaged, or half there: index files without
+index.json) is refused with `IndexFileError`, never taken for an empty one; `load=False` starts
+empty whatever the folder holds (what `ragkit index` does, since it writes the whole index anew).
 """
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import IndexFileError
 from ..index import VectorIndex
+from ..index_files import folder_state, remove_index
 from ..types import Chunk, Embeddings, Hit
 from ..vectors import top_k
 from .base import StoreBase, check_model, check_where, dedupe
@@ -19,10 +25,12 @@ __all__ = ["MemoryStore"]
 class MemoryStore(StoreBase):
     """The in-memory exact index (a `VectorIndex`), written to `path` by `save()` or `close()`."""
 
-    def __init__(self, path: str | Path | None = None, index: VectorIndex | None = None):
+    def __init__(self, path: str | Path | None = None, index: VectorIndex | None = None, *, load: bool = True):
         self.path = Path(path) if path is not None else None
         self.index = index
-        if index is None and self.path is not None and (self.path / "index.json").exists():
+        if self.path is not None and self.path.exists() and not self.path.is_dir():
+            raise IndexFileError(f"{self.path} is a file, not an index folder")
+        if index is None and load and self.path is not None and folder_state(self.path) in ("index", "partial"):
             self.index = VectorIndex.load(self.path)
 
     def __repr__(self) -> str:
@@ -116,8 +124,7 @@ class MemoryStore(StoreBase):
         if self.path is None:
             return None
         if self.index is None:
-            for name in ("index.json", "vectors.npy", "chunks.jsonl"):
-                (self.path / name).unlink(missing_ok=True)
+            remove_index(self.path)
             return self.path
         return self.index.save(self.path)
 
