@@ -6,6 +6,7 @@ collection.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -204,7 +205,12 @@ def test_an_index_saved_before_chunks_had_pages_still_loads(tmp_path):
     rows = [json.loads(line) for line in (folder / "chunks.jsonl").read_text().splitlines()]
     (folder / "chunks.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "page"}) + "\n"
                                                  for r in rows))
-    loaded = VectorIndex.load(folder)
+    meta = json.loads((folder / "index.json").read_text())  # as that ragkit wrote it: version 1, vectors checked
+    old = {k: meta[k] for k in ("format", "model", "dim", "count")}
+    old.update(version=1, sha256=hashlib.sha256(index.vectors.astype(np.float32).tobytes()).hexdigest())
+    (folder / "index.json").write_text(json.dumps(old))
+    with pytest.warns(UserWarning, match="saved by an older ragkit"):
+        loaded = VectorIndex.load(folder)
     assert [c.page for c in loaded.chunks] == [0] * 20 and [c.id for c in loaded.chunks] == [c.id for c in index.chunks]
 
 

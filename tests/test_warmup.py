@@ -22,4 +22,4 @@ def test_warmup_corpora_makes_the_chapters_index_from_the_cache(tmp_path):
     cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
     for docs, options in ((demo_corpus(), {}), (demo_corpus(), {"max_tokens": 200}), (python_reference(), {})):
         texts = [embedding_text(c) for c in chunk_documents(docs, "heading", **options)]  # as the notebooks do
-        assert all(v is not None for v in cache.get(config.LOCAL_EMBEDDING_MODEL, texts))
+        assert all(v is not None for v in cache.get(config.LOCAL_EMBEDDING_MODEL, texts, origin="local"))
