@@ -31,7 +31,8 @@ from pathlib import Path
 import ragkit
 from ragkit.backends import LocalBackend, OpenRouterBackend
 from ragkit.backends.server import make_server
-from ragkit.generate import NOT_IN_CONTEXT, check_answer, extractive_answer
+from ragkit.checks import NOT_IN_CONTEXT, check_answer
+from ragkit.generate import extractive_answer
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 

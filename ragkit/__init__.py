@@ -28,7 +28,8 @@ from .errors import (
     IndexFileError, ModelNotFound, NotFound, PaymentRequired, RagkitError, RateLimited, ServerError, StoreError,
     StoreUnavailable, WireFormatError,
 )
-from .generate import NOT_IN_CONTEXT, Answer, generate
+from .checks import NOT_IN_CONTEXT
+from .generate import Answer, generate
 from .index import VectorIndex, build_index
 from .pipeline import Result, ask, rerank, retrieve
 from .stores import open_store

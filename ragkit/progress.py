@@ -19,7 +19,7 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-__all__ = ["progress_bar"]
+__all__ = ["in_notebook", "notice", "progress_bar"]
 
 
 class _LastLine:
@@ -43,9 +43,7 @@ class _LastLine:
 def _notebook_display() -> Callable[[str], None] | None:
     """Return a function that shows a line as one notebook output, replaced on each call; None
     outside a Jupyter kernel."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if getattr(shell, "kernel", None) is None:
+    if not in_notebook():
         return None
     from IPython.display import display
 
@@ -59,6 +57,25 @@ def _notebook_display() -> Callable[[str], None] | None:
             handle.update({"text/plain": line}, raw=True)
 
     return show
+
+
+def in_notebook() -> bool:
+    """Return whether this code runs in a Jupyter kernel (where stderr shows as a pink box)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def notice(line: str, brief: str | None = None) -> None:
+    """Tell the user something once: `line` on stderr in a terminal or a log; in a notebook, `brief`
+    (or `line`) as a plain output line, since a notice there is part of the lesson, not an alarm.
+
+    >>> notice("ragkit: a long line, with the paths a terminal user may need", brief="ragkit: short")
+    """
+    if in_notebook():
+        print(brief or line)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _is_terminal() -> bool:

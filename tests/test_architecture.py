@@ -23,7 +23,7 @@ LAYERS = [
     {"embedder", "headings", "chunking", "documents", "index", "index_files", "lexical", "hybrid", "cache",
      "rerankers"},                                         # the parts a learner has a word for
     {"backends", "stores"},                                # what talks to the outside
-    {"generate", "pipeline"},                              # the pipeline
+    {"checks", "generate", "pipeline"},                    # the pipeline
     {"eval", "workbook", "cli"},                           # what is built on it
     {"__init__", "__main__"},                              # the package's face
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ragkit.types import Completion, Usage
 from ragkit.types import Chunk
-from ragkit.generate import (NOT_IN_CONTEXT, Answer, build_messages, check_answer, cited_numbers, generate,
-                             split_sentences, support)
+from ragkit.checks import NOT_IN_CONTEXT, check_answer, cited_numbers, contradicts, split_sentences, support
+from ragkit.generate import Answer, build_messages, generate
 from ragkit.types import Hit
 
 
@@ -136,3 +136,13 @@ def test_structured_answer_is_valid_json_with_checked_sources(local_backend):
     assert data["answer"] and set(data["sources"]) <= {1, 2}
     assert all(isinstance(n, int) for n in data["model_sources"])
     assert structured_answer("anything?", [], local_backend).mode == "not_in_context"
+
+
+def test_a_sentence_that_flips_its_source_is_dropped_though_every_word_is_sourced():
+    hits = [hit(1, "A reranker reads the question with each candidate and reorders them.")]
+    text, cited, mode, notes = check_answer("What does a reranker do?",
+                                            "A reranker does not reorder the candidates [1]. It reorders them [1].", hits)
+    assert text == "It reorders them [1]." and mode == "checked"
+    assert any("says the opposite of source [1]" in n for n in notes), notes
+    # a negation the source has too is no contradiction
+    assert contradicts("Embeddings cannot see word order.", "Embeddings cannot see word order, mostly.") is None

@@ -9,7 +9,8 @@ import pytest
 
 from test_generate import ScriptedChat, hit
 from ragkit.chunking import chunk_documents
-from ragkit.generate import NOT_IN_CONTEXT, check_answer, content_words, generate, split_sentences
+from ragkit.checks import NOT_IN_CONTEXT, check_answer, content_words, split_sentences
+from ragkit.generate import generate
 from ragkit.index import build_index
 from ragkit.pipeline import ask
 from ragkit.types import Document

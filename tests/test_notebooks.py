@@ -25,6 +25,9 @@ answer = result.answer
 assert answer.citations, answer
 assert all(f"[{c.number}]" in answer.text and c.hit is result.kept[c.number - 1] for c in answer.citations)
 assert "05-reranking.md" in {c.hit.chunk.doc_id for c in answer.citations}
+assert 1 <= len(result.kept) <= 5 and all(h.score >= result.threshold for h in result.kept)  # "at most 5"
+assert answer.raw.strip() and answer.mode in ("generated", "checked", "extractive")  # both columns have text
+assert result.usage["generate"].cost is None  # "the local models report no price"
 assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and not offtopic.kept
 assert top_source == "03-embeddings.md"
 """,
@@ -74,7 +77,8 @@ assert "<source>[1] Reranker tips: Rerank the top 50" in build_messages("q", poi
 assert "PWNED" not in injected.text and injected.citations, injected
 assert any("reads as an instruction" in n for n in injected.notes)
 assert obeyed[:3] == ("", [], "extractive") and any("repeats an instruction found in source [1]" in n for n in obeyed[3])
-assert streamed.strip()
+assert (kept_text, kept_mode) == (misleading, "generated")  # the limit the chapter shows: all its words are sourced
+assert streamed.strip() and streamed_mode in {"generated", "checked", "extractive"}  # the streamed text, checked
 assert set(data) == {"answer", "sources", "model_sources", "mode", "notes"} and data["answer"]
 assert all(1 <= n <= len(result.kept) for n in data["sources"])
 """,
@@ -139,6 +143,13 @@ assert top_where == "report.pdf p. 3"
 """,
 }
 
+# What a learner must see in a chapter's saved outputs (text or HTML), beyond what CHECKS computes.
+SHOWN = {
+    "00-quickstart.ipynb": ["ragkit: local models, offline", "What the model wrote", "What ragkit answers",
+                            "kept "],
+    "04-generation.ipynb": ["mode: generated\nkept: The pass statement is a placeholder", "checked: "],
+}
+
 
 def notebook_paths():
     return sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -172,6 +183,12 @@ def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, share
     assert not errors
     shown = [o.get("text") or o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code"
              for o in c.outputs]
+    noisy = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if o.output_type == "stream" and o.name == "stderr" and "ragkit:" in o.text]
+    assert not noisy, f"ragkit's notices belong on one quiet stdout line in a notebook, not stderr: {noisy[:2]}"
+    html = [o.get("data", {}).get("text/html", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    missing = [text for text in SHOWN.get(path.name, ()) if not any(text in t for t in shown + html)]
+    assert not missing, f"{path.name} does not show {missing}"
     unfinished = [t for t in shown if re.search(r"\b\d{1,2}%\|", t)]
     assert not unfinished, f"a saved output shows a progress bar that is not finished: {unfinished[:2]}"
     nbformat.write(nb, tmp_path / path.name)  # executed copy, for a human to look at

@@ -16,9 +16,9 @@ ragkit: local backend (OPENROUTER_API_KEY and RAGKIT_BASE_URL are not set) ...
 """
 from __future__ import annotations
 
-import sys
-
 from .. import config
+from ..progress import in_notebook, notice
+from ..rerankers import kind
 from ..types import Backend
 from .local import LocalBackend
 from .openrouter import OpenRouterBackend
@@ -45,5 +45,15 @@ def backend(verbose: bool = True) -> Backend:
         why = ("OPENROUTER_API_KEY and RAGKIT_BASE_URL are not set; set OPENROUTER_API_KEY to use "
                "OpenRouter, or RAGKIT_BASE_URL for another server")
     if verbose:
-        print(f"ragkit: {chosen.describe()} ({why})", file=sys.stderr)
+        notice(f"ragkit: {chosen.describe()} ({why})", brief=_brief(chosen))
     return chosen
+
+
+def _brief(chosen: Backend) -> str:
+    """One short line for a notebook: where the models run and which they are, the reranker's kind
+    included (so it is chosen now, not announced later in the middle of a chapter)."""
+    if isinstance(chosen, LocalBackend):
+        reranker = chosen.choose_reranker(verbose=False)
+        return (f"ragkit: local models, offline (no OPENROUTER_API_KEY set). Embeddings {chosen.embedding_model}; "
+                f"reranker {reranker.name} ({kind(reranker)}); chat {chosen.chat_model}")
+    return f"ragkit: {chosen.describe()}"

@@ -198,9 +198,13 @@ class LocalBackend:
     @property
     def reranker(self) -> Reranker:
         """The reranker in use, loaded (and announced) on first use."""
+        return self.choose_reranker()
+
+    def choose_reranker(self, verbose: bool = True) -> Reranker:
+        """Load the reranker now if it is not yet (saying which, when `verbose`), and return it."""
         with self._lock:
             if self._reranker is None:
-                self._reranker = local_reranker(self.rerank_spec, embedder=self.embedder)
+                self._reranker = local_reranker(self.rerank_spec, embedder=self.embedder, verbose=verbose)
         return self._reranker
 
     @property

@@ -17,7 +17,8 @@ Two kinds, one module each:
 - `offline.LocalReranker`: what ragkit uses offline, where no cross-encoder weights can be had
   (late interaction over the packaged embedding model, plus lexical overlap; fitted on SciFact train).
 
-`local_reranker()` picks one and says which, and why, on stderr.
+`local_reranker()` picks one and says which, and why (`ragkit.progress.notice`: on stderr, or as one
+short line in a notebook).
 
 >>> r = local_reranker("local/default", verbose=False)
 >>> r.score("what do cats eat?", ["Cats eat fish and meat.", "Stock prices fell."]).round(2)  # doctest: +SKIP
@@ -25,7 +26,6 @@ array([0.86, 0.  ])
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence, runtime_checkable
 
@@ -33,10 +33,11 @@ import numpy as np
 
 from .. import config
 from ..embedder import LocalEmbedder
+from ..progress import notice
 from .cross_encoder import CrossEncoder, find_cross_encoder
 from .offline import LocalReranker
 
-__all__ = ["CrossEncoder", "LocalReranker", "Reranker", "find_cross_encoder", "local_reranker"]
+__all__ = ["CrossEncoder", "LocalReranker", "Reranker", "find_cross_encoder", "kind", "local_reranker"]
 
 
 @runtime_checkable
@@ -88,10 +89,23 @@ def local_reranker(spec: str | None = None, embedder: LocalEmbedder | None = Non
                        f"delete that folder to download it again")
             else:
                 if verbose:
-                    print(f"ragkit: reranker {chosen.name}, a cross-encoder ({how})", file=sys.stderr)
+                    notice(f"ragkit: reranker {chosen.name}, a cross-encoder ({how})",
+                           brief=f"ragkit: reranker {chosen.name} ({kind(chosen)})")
                 return chosen
         else:
             why = f"no cross-encoder found ({how})"
     if verbose:
-        print(f"ragkit: {why}; using {offline.name}, measured {offline.measured}", file=sys.stderr)
+        notice(f"ragkit: {why}; using {offline.name}, measured {offline.measured}",
+               brief=f"ragkit: reranker {offline.name} ({kind(offline)})")
     return offline
+
+
+def kind(reranker: Reranker) -> str:
+    """Say in a few words what kind of reranker this is (for one-line notices).
+
+    >>> kind(local_reranker("local/default", verbose=False))
+    'offline: late interaction + word overlap, no cross-encoder on this machine'
+    """
+    if isinstance(reranker, CrossEncoder):
+        return "a cross-encoder"
+    return "offline: late interaction + word overlap, no cross-encoder on this machine"
