@@ -25,9 +25,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import config, weights
+from ..cache import PairCache
 from ..embedder import MAX_TOKENS, LocalEmbedder
 from ..errors import BackendError, BadRequest, ModelNotFound, WireFormatError
 from ..rerankers import Reranker, local_reranker
+from ..rerankers.cached import CachedReranker
 from ..types import ChatStream, Completion, Embeddings, Message, Ranked, RerankResult, StreamEnd, Usage, check_texts
 from ..vectors import best_first
 from . import wire
@@ -156,14 +158,21 @@ def engine_error(error) -> BackendError:
 
 @dataclass
 class LocalBackend:
-    """Local models behind the `Backend` interface. `usage` counts calls and tokens (cost: none)."""
+    """Local models behind the `Backend` interface. `usage` counts calls and tokens (cost: none).
+
+    Reranking goes through a `PairCache` in `$RAGKIT_CACHE_DIR` (`rerank_cache=False` for none, or a
+    `PairCache` of your own): the same question over the same passages is scored again for free, as an
+    embedded text is.
+    """
 
     embedder: LocalEmbedder = field(default_factory=LocalEmbedder)
     chat_engine: LocalChat = field(default_factory=LocalChat)
     rerank_spec: str | None = None
+    rerank_cache: PairCache | bool = True
     name: str = "local"
     usage: Usage = Usage()
     _reranker: Reranker | None = field(default=None, init=False, repr=False)
+    _scorer: CachedReranker | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -208,6 +217,16 @@ class LocalBackend:
         return self._reranker
 
     @property
+    def scorer(self) -> CachedReranker:
+        """The reranker with its per-pair work cached on disk (`rerank_cache`)."""
+        reranker = self.reranker
+        with self._lock:
+            if self._scorer is None:
+                cache = self.rerank_cache
+                self._scorer = CachedReranker(reranker, PairCache() if cache is True else None if cache is False else cache)
+        return self._scorer
+
+    @property
     def rerank_model(self) -> str:
         return self.reranker.name
 
@@ -234,7 +253,7 @@ class LocalBackend:
     def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Ranked:
         check_texts([query], "query")
         docs = check_texts(documents, "documents")
-        scores = np.asarray(self.reranker.score(query, docs), dtype=np.float64)
+        scores = self.scorer.score_now(query, docs)
         order = best_first(scores)
         if top_n is not None:
             order = order[: max(0, top_n)]

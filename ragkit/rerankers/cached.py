@@ -51,6 +51,31 @@ class CachedReranker:
             if self.cache is not None:
                 self.cache.put(keyed)
 
+    def score_now(self, query: str, docs: Sequence[str]) -> np.ndarray:
+        """Return what `reranker.score(query, docs)` returns, reading and filling the cache on the way
+        (nothing is kept in memory: a server can call this for ever).
+
+        >>> from ragkit.rerankers import LocalReranker
+        >>> scorer = CachedReranker(LocalReranker(), PairCache(":memory:"))           # doctest: +SKIP
+        >>> docs = ["Cats eat fish.", "Stocks fell."]                                 # doctest: +SKIP
+        >>> bool((scorer.score_now("cats?", docs) == scorer.reranker.score("cats?", docs)).all())  # doctest: +SKIP
+        True
+        """
+        docs = list(docs)
+        if not self.cacheable or not docs or self.cache is None:
+            return np.asarray(self.reranker.score(query, docs), dtype=np.float64)
+        keys = {d: PairCache.key(self.model, query, d) for d in docs}
+        found = self.cache.get(list(dict.fromkeys(keys.values())))
+        missing = [(query, d) for d, key in keys.items() if key not in found]
+        self.reused += len(keys) - len(missing)
+        for batch in self.reranker.pair_values(missing) if missing else ():
+            keyed = {PairCache.key(self.model, q, d): v for (q, d), v in batch.items()}
+            found.update(keyed)
+            self.computed += len(keyed)
+            self.cache.put(keyed)
+        values = np.stack([found[keys[d]] for d in docs])
+        return self.reranker.from_pair_values(values, query, docs)
+
     def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """Return each doc's reranker score for `query` (pairs must have been prepared)."""
         docs = list(docs)
