@@ -106,8 +106,7 @@ five, one = keep(large.reranked, 5, calibration.threshold), keep(large.reranked,
 assert len(five) == 3 and len(one) == 1 and large.reranked[1].chunk.id == "02-chunking.md#2"
 assert "02-chunking.md#2" in {h.chunk.id for h in five} and "02-chunking.md#2" not in {h.chunk.id for h in one}
 # the widget opens on the lead question at the fitted threshold, with its answer kept
-from ragkit.workbook.widgets import Compare
-w = Compare(index, backend, list(relevant) + offtopic, threshold=calibration.threshold, results=results + unanswerable)
+w = widget
 assert w.question.value == question and abs(w.threshold.value - calibration.threshold) <= w.threshold.step
 assert 'data-chunk="04-vector-search.md#0" data-rank="1"' in w.reranked.value
 assert '<tr class="ragkit-row kept" data-chunk="04-vector-search.md#0"' in w.reranked.value
