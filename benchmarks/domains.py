@@ -28,7 +28,9 @@ What it prints:
    the best balanced accuracy averaged over both sets among those that answer at least
    MIN_ANSWERED of each set's answerable questions: a workbook that says "not in the sources" to
    one answerable question in four is no use, and with so few unanswerable questions balanced
-   accuracy alone swings on one or two of them.
+   accuracy alone swings on one or two of them. The rates and the rule live in
+   `ragkit.eval.thresholds` (`threshold_rates`, `choose_threshold`), which chapter 3 also calibrates
+   with; here they run on the fixed grid THRESHOLDS.
 
 Caches go where ragkit keeps them ($RAGKIT_CACHE_DIR, default ~/.cache/ragkit), never the repo.
 """
@@ -46,6 +48,7 @@ from ragkit.chunking import chunk_documents
 from ragkit.types import Chunk, Document
 from ragkit.eval.datasets import Question, load_questions, python_docstrings, python_reference, questions_as_qrels
 from ragkit.eval import evaluate, paired_test
+from ragkit.eval.thresholds import MIN_ANSWERED, choose_threshold, threshold_rates
 from ragkit.index import build_index
 from ragkit.lexical import as_chunks
 from ragkit.backends.local import LocalBackend
@@ -57,7 +60,6 @@ WANTED = ("dense", "bm25", "hybrid", "dense+rerank", "hybrid+rerank")
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 TOLERANCE = 0.01  # nDCG@10 the default may lose to the better of dense and BM25 (issue 7)
 THRESHOLDS = tuple(round(0.08 + 0.01 * i, 2) for i in range(18))  # 0.08 to 0.25
-MIN_ANSWERED = 0.85  # share of answerable questions the chosen threshold must let through, per set
 
 
 @dataclass(frozen=True)
@@ -130,33 +132,16 @@ def best_scores(labelled: LabelledSet, backend) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("id")
 
 
-def threshold_rates(best: pd.DataFrame, thresholds=THRESHOLDS) -> pd.DataFrame:
-    """Return per threshold: the share of answerable questions kept (best >= t), of unanswerable ones
-    refused (best < t), and their mean, the balanced accuracy.
-
-    >>> best = pd.DataFrame({"answerable": [True, True, False], "best": [0.3, 0.1, 0.05]})
-    >>> threshold_rates(best, (0.08, 0.2)).round(2).to_dict("index")
-    {0.08: {'answered': 1.0, 'refused': 1.0, 'balanced': 1.0}, 0.2: {'answered': 0.5, 'refused': 1.0, 'balanced': 0.75}}
-    """
-    yes, no = best.loc[best["answerable"], "best"], best.loc[~best["answerable"], "best"]
-    rows = {t: {"answered": float((yes >= t).mean()), "refused": float((no < t).mean())} for t in thresholds}
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out["balanced"] = (out["answered"] + out["refused"]) / 2
-    out.index.name = "threshold"
-    return out
-
-
 def report_thresholds(sets: list[LabelledSet], backend) -> float:
     """Print each set's threshold rates and their mean balanced accuracy; return the best threshold."""
     tables = {}
     for labelled in sets:
-        tables[labelled.name] = threshold_rates(best_scores(labelled, backend))
+        tables[labelled.name] = threshold_rates(best_scores(labelled, backend), THRESHOLDS)
         counts = pd.Series([q.answerable for q in labelled.questions]).value_counts()
         print(f"\n{labelled.name} ({counts.get(True, 0)} answerable, {counts.get(False, 0)} unanswerable):")
         print(tables[labelled.name].to_string(float_format="{:.3f}".format))
     mean = pd.concat([t["balanced"] for t in tables.values()], axis=1).mean(axis=1)
-    enough = pd.concat([t["answered"] >= MIN_ANSWERED for t in tables.values()], axis=1).all(axis=1)
-    best = float(mean[enough].idxmax()) if enough.any() else float(mean.index.min())
+    best = choose_threshold(list(tables.values()), MIN_ANSWERED)
     print("\nbalanced accuracy, mean over the sets: "
           + ", ".join(f"{t:g} {v:.3f}" for t, v in mean.items())
           + f"\nhighest without answering fewer than {MIN_ANSWERED:.0%} of a set's answerable questions: "

@@ -52,12 +52,81 @@ assert hits[0].chunk.doc_id != "break" and break_rank > 1  # the miss the chapte
     "03-reranking.ipynb": """
 assert backend.rerank_model and len(results) == len(relevant) == 12 and len(unanswerable) == 3
 assert all(len(r.retrieved) == 20 and sorted(h.chunk.id for h in r.reranked) == sorted(h.chunk.id for h in r.retrieved)
-           for r in results)
+           for r in results + unanswerable)
+offline = backend.rerank_model == "local/minilm-maxsim+lexical"  # the text quotes the offline reranker's numbers
+assert offline and backend.rerank_threshold == 0.16, backend.rerank_model
+# the lead example fails as the text says: ranked 9 -> 1, score 0.078 under 0.16, nothing kept
+lead = result.to_frame().set_index("chunk").loc["04-vector-search.md#0"]
+assert (lead["dense_rank"], lead["rerank_rank"]) == (9, 1) and round(lead["rerank_score"], 3) == 0.078
+assert result.threshold == 0.16 and not result.kept and result.reranked[0].score < result.threshold
+assert not result.to_frame()["kept"].any()
+# the best-score table: groups apart, the default empties exactly the two questions the text names
+yes, no = calibration.best.loc[calibration.best["answerable"], "best"], calibration.best.loc[~calibration.best["answerable"], "best"]
+assert len(yes) == 12 and len(no) == 3 and no.max() < 0.01 and round(yes.min(), 3) == 0.078 and no.max() < yes.min()
+assert set(yes[yes < 0.16].index) == {question, "How many chunks does retrieval cast its net over?"}
+assert [q for q, n in best.iloc[:, -1].items() if n == 0] == [r.question for r in results + unanswerable if not r.kept]
+# the calibration: the rule, the one perfect row, halfway between the groups, 0.16 scores under 1.0 here
+rates = calibration.rates
+assert list(rates.index) == sorted(rates.index) and len(rates) == len(set(calibration.best["best"])) - 1
+assert (rates["balanced"] == 1.0).sum() == 1 and rates["balanced"].idxmax() == calibration.threshold
+assert calibration.threshold == (no.max() + yes.min()) / 2 and round(calibration.threshold, 3) == 0.042
+assert rates.loc[rates.index < calibration.threshold, "refused"].lt(1).all()
+assert rates.loc[rates.index > calibration.threshold, "answered"].lt(1).all()
+from ragkit.eval.thresholds import best_scores, threshold_rates
+assert threshold_rates(best_scores(results, unanswerable), [0.16])["balanced"].iloc[0] < 1.0
+assert calibration.to_frame()["chosen"].sum() == 1
+# the questions it was not fitted on: all three on-topic unanswerable ones pass; BM25's beats the lead answer
+assert len(near_results) == 3 and all(r.kept and r.threshold == calibration.threshold for r in near_results)
+assert near_results[0].reranked[0].score > fitted.kept[0].score
+assert near_results[0].reranked[0].chunk.id == "04-vector-search.md#1"  # the passage on lexical search
+# the lead question re-asked with the fitted threshold keeps the right passage, alone
+assert [h.chunk.id for h in fitted.kept] == ["04-vector-search.md#0"] and fitted.reranked[1].score < 0.02
+moved = fitted.to_frame().set_index("dense_rank")["moved"]
+assert moved[9] == 8 and moved[6] == 4 and (moved.loc[1:5] == -2).all()
+assert fitted.to_frame().set_index("chunk").loc["01-what-is-rag.md#0", "rerank_rank"] == 2
+# the score plot: colours from relevance labels (12 labelled relevant of 300 candidates), both thresholds drawn
+import matplotlib.colors as mcolors
+from ragkit.workbook.plots import UP
+legend = [t.get_text() for t in after.get_legend().get_texts()]
+assert legend == ["not labelled relevant (288)", "labelled relevant (12)", "ragkit default 0.16", "fitted here 0.042"], legend
+green = sum(round(p.get_height()) for p in after.patches if mcolors.to_hex(p.get_facecolor()) == UP)
+assert green == sum(len(ids) for ids in relevant.values()) == 12
+assert after.get_yscale() == "log" and [l.get_xdata()[0] for l in after.lines] == [0.16, calibration.threshold]
+assert separation.loc["others", "cosine"] == 288 and separation.loc["others above it", "cosine"] == 205
+assert separation.loc["others above it", "reranker"] == 2 and separation.loc["weakest relevant", "reranker"] == 0.0777
+outscorers = [r.question for r in results for h in r.reranked
+              if h.chunk.id not in relevant[r.question] and h.score > 0.0777]
+assert outscorers == ["What happens to an embedding when chunks are large?"] * 2
+large = results[list(relevant).index("What happens to an embedding when chunks are large?")]
+assert large.reranked[0].chunk.id == "02-chunking.md#0" and round(large.reranked[0].score, 2) == 0.40
+# K matters at the fitted threshold, not at the default
+assert kept_counts.iloc[:, 0].max() == 1
+shown = kept_counts[kept_counts.nunique(axis=1) > 1]
+assert list(shown.index) == [question, "How many chunks does retrieval cast its net over?",
+                             "Why is the model's memory not enough?", "What happens to an embedding when chunks are large?"]
+assert (shown.iloc[:2, 0] == 0).all() and (shown.iloc[2:, 1] > 1).all() and (kept_counts.iloc[:, 2] == 1).all()
+five, one = keep(large.reranked, 5, calibration.threshold), keep(large.reranked, 1, calibration.threshold)
+assert len(five) == 3 and len(one) == 1 and large.reranked[1].chunk.id == "02-chunking.md#2"
+assert "02-chunking.md#2" in {h.chunk.id for h in five} and "02-chunking.md#2" not in {h.chunk.id for h in one}
+# the widget opens on the lead question at the fitted threshold, with its answer kept
+w = widget
+assert w.question.value == question and abs(w.threshold.value - calibration.threshold) <= w.threshold.step
+assert 'data-chunk="04-vector-search.md#0" data-rank="1"' in w.reranked.value
+assert '<tr class="ragkit-row kept" data-chunk="04-vector-search.md#0"' in w.reranked.value
+# HNSW: last of 20 by cosine, first after reranking (show_result and the N try-this)
+assert quality.loc["What does HNSW trade away?"].tolist() == [20, 1]
+# ranking quality: answer first for 11 of 12, none moved down, large chunks 3rd -> 2nd
 assert list(quality.index) == list(relevant) and quality.notna().all().all()
-assert quality.loc[question, "embedding rank"] > 5  # the motivating case: retrieved, but ranked low
-assert summary(reranked)["mrr@10"] > summary(embedding_only)["mrr@10"]  # reranking helps on these questions
+assert quality.loc[question, "embedding rank"] == 9 and quality.loc[question, "reranked rank"] == 1
+assert (quality["reranked rank"] == 1).sum() == 11 and (quality["reranked rank"] <= quality["embedding rank"]).all()
+assert quality.loc["What happens to an embedding when chunks are large?"].tolist() == [3, 2]
+s_emb, s_rr = summary(embedding_only), summary(reranked)
+assert (round(s_emb["hit_rate@1"], 3), round(s_emb["hit_rate@3"], 3)) == (0.333, 0.667)
+assert (round(s_rr["hit_rate@1"], 3), s_rr["hit_rate@3"]) == (0.917, 1.0)
+assert s_rr["mrr@10"] > s_emb["mrr@10"]  # reranking helps on these questions
+assert mrr_test.ci_low > 0 and mrr_test.p_value < 0.05 and mrr_test.n == 12  # "more than luck", on these twelve
+assert set(timings.columns) == {"retrieve", "rerank"} and len(timings) == 12
 assert truth == {"embedding only": int(quality.iloc[0, 0]), "reranked": int(quality.iloc[0, 1])}
-assert set(timings.columns) == {"retrieve", "rerank"}
 frame = results[0].to_frame().set_index("chunk")  # the folded solution gives the checked answer
 assert truth == {"embedding only": int(frame.loc["04-vector-search.md#0", "dense_rank"]),
                  "reranked": int(frame.loc["04-vector-search.md#0", "rerank_rank"])}

@@ -91,7 +91,7 @@ def test_rank_movement_stacks_chunks_from_below_the_top_under_it():
 
 def test_score_distributions_two_panels_with_threshold_line():
     other = make_result([3, 2, 1, 0], [0, 1, 2, 3], [0.9, 0.55, 0.3, 0.1], question="other?")
-    left, right = plots.score_distributions([SAMPLE, other])
+    left, right = plots.score_distributions([SAMPLE, other], {"q?": {"doc.md#6"}, "other?": {"doc.md#0"}})
     for ax in (left, right):
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
         assert ax.get_legend() is not None
@@ -100,22 +100,52 @@ def test_score_distributions_two_panels_with_threshold_line():
     assert len(vertical) == 1 and not left.lines
     texts = [t.get_text() for t in right.get_legend().get_texts()]
     assert any(t.startswith("threshold 0.5") for t in texts)
-    assert any("kept" in t and "(5)" in t for t in texts)  # 3 + 2 kept, pooled over both questions
+    assert "labelled relevant (2)" in texts and "not labelled relevant (10)" in texts
     heights = sum(p.get_height() for p in right.patches)
     assert heights == len(SAMPLE.reranked) + len(other.reranked)
 
 
+def green_scores(ax) -> list[float]:
+    """The bin centres of the stacked 'labelled relevant' bars, one per candidate counted in them."""
+    return sorted(p.get_x() + p.get_width() / 2 for p in ax.patches
+                  if mcolors.to_hex(p.get_facecolor()) == plots.UP for _ in range(int(round(p.get_height()))))
+
+
+def test_score_distributions_colours_come_from_the_labels_not_from_what_was_kept():
+    # chunk 6 is kept (0.95, rank 1) but labelled irrelevant; chunk 7 is labelled relevant and dropped (0.05)
+    labels = {"q?": {"doc.md#7"}}
+    assert "doc.md#6" in {h.chunk.id for h in SAMPLE.kept} and "doc.md#7" not in {h.chunk.id for h in SAMPLE.kept}
+    _, right = plots.score_distributions([SAMPLE], labels, bins=10)
+    green = green_scores(right)
+    assert len(green) == 1 and green[0] < 0.2  # the one green candidate is the low-scoring labelled one
+    texts = [t.get_text() for t in right.get_legend().get_texts()]
+    assert "labelled relevant (1)" in texts and "not labelled relevant (7)" in texts
+    assert not any("kept" in t for t in texts)
+    # a question without labels (unanswerable) has no relevant candidates; the same result, other labels, other colours
+    _, none = plots.score_distributions([SAMPLE], {}, bins=10)
+    assert not green_scores(none)
+    _, top = plots.score_distributions([SAMPLE], {"q?": {"doc.md#6"}}, bins=10)
+    assert len(green_scores(top)) == 1 and green_scores(top)[0] > 0.8
+
+
+def test_score_distributions_draws_named_thresholds():
+    _, right = plots.score_distributions([SAMPLE], {}, thresholds={"ragkit default 0.16": 0.16, "fitted here 0.042": 0.042})
+    xs = [line.get_xdata()[0] for line in right.lines]
+    assert xs == [0.16, 0.042] and len({line.get_linestyle() for line in right.lines}) == 2
+    texts = [t.get_text() for t in right.get_legend().get_texts()]
+    assert texts[-2:] == ["ragkit default 0.16", "fitted here 0.042"]
+
+
 def test_score_distributions_without_threshold_draws_no_line():
-    left, right = plots.score_distributions([make_result([0, 1], [1, 0], [0.7, 0.2], k=1, threshold=None)])
+    left, right = plots.score_distributions([make_result([0, 1], [1, 0], [0.7, 0.2], k=1, threshold=None)], {})
     assert not right.lines
 
 
-def test_score_distributions_when_nothing_is_kept_and_scores_crowd_near_zero():
+def test_score_distributions_when_scores_crowd_near_zero():
     strict = make_result(list(range(10)), list(range(10)), [0.3] + [0.001] * 9, k=5, threshold=0.9)
-    assert not strict.kept
-    left, right = plots.score_distributions([strict])
-    assert [t.get_text() for t in right.get_legend().get_texts()] == ["not kept (10)", "kept for the prompt (0)",
-                                                                      "threshold 0.9"]
+    left, right = plots.score_distributions([strict], {"q?": {"doc.md#0"}})
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["not labelled relevant (9)",
+                                                                      "labelled relevant (1)", "threshold 0.9"]
     assert right.get_yscale() == "log" and "log" in right.get_ylabel()  # 9 of 10 in one bin
     assert left.get_yscale() == "linear"
 
@@ -149,7 +179,7 @@ def test_metric_curve_one_line_per_hue_sorted_by_x():
 def test_plots_draw_into_a_given_axes():
     fig, axes = plt.subplots(1, 3)
     assert plots.rank_movement(SAMPLE, ax=axes[0]) is axes[0]
-    assert plots.score_distributions([SAMPLE], axes=axes[1:]) == (axes[1], axes[2])
+    assert plots.score_distributions([SAMPLE], {}, axes=axes[1:]) == (axes[1], axes[2])
     assert fig._suptitle is None  # never retitles a figure the caller laid out
 
 
@@ -290,3 +320,21 @@ def test_widget_reports_a_bad_question_instead_of_raising(widget):
     w.question.value = "   "
     assert "Pick or type a question" in w.status.value and w.reranked.value == ""
     assert backend.calls["rerank"] == 1
+
+
+def test_widget_opens_at_a_threshold_passed_in(local_backend, demo_index):
+    backend = Counting(local_backend)
+    from ragkit.pipeline import ask
+
+    asked = [ask(q, demo_index, backend, k_retrieve=10, answer=False) for q in QUESTIONS]
+    below_default = asked[0].reranked[1].score  # the second candidate: under the reranker's own threshold
+    assert below_default < local_backend.rerank_threshold
+    w = compare(demo_index, backend, QUESTIONS, n=10, k=3, threshold=below_default, results=asked)
+    assert w.threshold.value == pytest.approx(below_default, abs=w.threshold.step)
+    assert w.threshold.min <= below_default <= w.threshold.max
+    kept = rows_with(w.reranked.value, "kept")
+    assert kept == kept_ids(asked[0], 3, w.threshold.value) and len(kept) >= 2  # more than the default keeps
+    assert len(kept_ids(asked[0], 3, local_backend.rerank_threshold)) < len(kept)
+    assert f"threshold started at {below_default:.3g}" in w.status.value
+    w.choice.value = QUESTIONS[1]  # another question keeps the slider where it is
+    assert w.threshold.value == pytest.approx(below_default, abs=w.threshold.step)

@@ -4,8 +4,8 @@ Each function takes data ragkit gives you (a `Result`, a list of them, a DataFra
 array of scores) and an optional matplotlib `ax`, draws one picture that answers one question, and
 returns the Axes (a pair of Axes for `score_distributions`, whose two scores live on different scales).
 
-- `score_distributions(results)`: how spread out are scores before and after reranking, and where
-  does the relevance threshold cut?
+- `score_distributions(results, relevant)`: do the labelled relevant candidates score apart from the
+  rest, before and after reranking, and where does the relevance threshold cut?
 - `rank_movement(result)`: which chunks did the reranker move up or down, and which reached the prompt?
 - `relevance_histogram(scores, relevant_mask)`: do relevant chunks score higher than the rest?
 - `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns?
@@ -15,7 +15,7 @@ returns the Axes (a pair of Axes for `score_distributions`, whose two scores liv
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -56,19 +56,31 @@ def short_title(hit: "Hit", limit: int = 32) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def score_distributions(results: "Sequence[Result]", axes: "Sequence[Axes] | None" = None,
-                        bins: int = 20) -> "tuple[Axes, Axes]":
+def _relevance_mask(results: "Sequence[Result]", relevant: "Mapping[str, Collection[str]]",
+                    stage: str) -> np.ndarray:
+    """Return one flag per candidate of `stage`, pooled over `results`: is it labelled relevant to its question?"""
+    return np.array([h.chunk.id in relevant.get(r.question, ()) for r in results for h in getattr(r, stage)],
+                    dtype=bool)
+
+
+def score_distributions(results: "Sequence[Result]", relevant: "Mapping[str, Collection[str]]",
+                        axes: "Sequence[Axes] | None" = None, bins: int = 20,
+                        thresholds: "Mapping[str, float] | None" = None) -> "tuple[Axes, Axes]":
     """Return two Axes: histograms of candidate scores before reranking (cosine) and after (reranker).
 
-    Scores are pooled over all `results` (one per question). Each panel stacks the chunks that were
-    kept for the prompt on top of those that were not; the right panel draws each result's relevance
-    threshold as a dashed vertical line. Two panels, because cosine similarity and a reranker's score
-    are on different scales: only the shape and the overlap of kept vs dropped compare. A panel whose
-    scores mostly fall in one bin (as a calibrated reranker's do: most candidates score near 0) gets
-    a log-scale count axis, so the few high scorers stay visible.
+    Scores are pooled over all `results` (one per question). Each panel stacks the candidates labelled
+    relevant to their question (`relevant` maps a question to its relevant chunk ids; a question not
+    in it, such as an unanswerable one, has none) on top of the rest. The colours come from those
+    labels, never from what was kept: "kept" is decided by the score itself, so colouring by it would
+    only show the threshold back. The right panel draws the relevance threshold as a dashed line:
+    each result's own, or the named `thresholds` ({label: value}) to compare several. Two panels,
+    because cosine similarity and a reranker's score are on different scales: only the shape and the
+    overlap of relevant vs the rest compare. A panel whose scores mostly fall in one bin (as a
+    calibrated reranker's do: most candidates score near 0) gets a log-scale count axis, so the few
+    high scorers stay visible.
 
     >>> results = [ask(q, index, backend, answer=False) for q in questions]    # doctest: +SKIP
-    >>> left, right = score_distributions(results)                             # doctest: +SKIP
+    >>> left, right = score_distributions(results, {"What does BM25 reward?": {"04-vector-search.md#1"}})  # doctest: +SKIP
     """
     results = list(results)
     if not results:
@@ -79,25 +91,28 @@ def score_distributions(results: "Sequence[Result]", axes: "Sequence[Axes] | Non
 
         _, axes = plt.subplots(1, 2, figsize=(WIDTH + 1.5, 3.4), layout="constrained")
     left, right = axes
-    kept = [{h.chunk.id for h in r.kept} for r in results]
     panels = [(left, "retrieved", "cosine similarity (embedding)", "Before: embedding scores"),
               (right, "reranked", "reranker score", "After: reranker scores")]
     for ax, stage, xlabel, title in panels:
         scores = np.array([h.score for r in results for h in getattr(r, stage)], dtype=float)
-        is_kept = np.array([h.chunk.id in k for r, k in zip(results, kept) for h in getattr(r, stage)], dtype=bool)
+        is_relevant = _relevance_mask(results, relevant, stage)
         lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
         edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
-        ax.hist([scores[~is_kept], scores[is_kept]], bins=edges, stacked=True, color=[DROPPED, KEPT],
-                label=[f"not kept ({(~is_kept).sum()})", f"kept for the prompt ({is_kept.sum()})"])
+        ax.hist([scores[~is_relevant], scores[is_relevant]], bins=edges, stacked=True, color=[DROPPED, UP],
+                label=[f"not labelled relevant ({(~is_relevant).sum()})",
+                       f"labelled relevant ({is_relevant.sum()})"])
         counts, _ = np.histogram(scores, bins=edges)
         crowded = scores.size > 0 and counts.max() > 0.6 * scores.size  # one bar would flatten the rest
         if crowded:
             ax.set_yscale("log")
         ax.set(title=title, xlabel=xlabel, ylabel="candidate chunks" + (" (log scale)" if crowded else ""))
-    thresholds = sorted({r.threshold for r in results if r.threshold is not None})
-    for i, t in enumerate(thresholds):
-        right.axvline(t, color="black", linestyle="--", linewidth=1.2,
-                      label=f"threshold {t:.3g}" if i == 0 else None)
+    if thresholds is None:  # each result's own, one legend entry
+        own = sorted({r.threshold for r in results if r.threshold is not None})
+        lines = [(f"threshold {t:.3g}" if i == 0 else None, t, "--") for i, t in enumerate(own)]
+    else:
+        lines = [(label, t, ("--", ":", "-.")[i % 3]) for i, (label, t) in enumerate(thresholds.items())]
+    for label, t, style in lines:
+        right.axvline(t, color="black", linestyle=style, linewidth=1.2, label=label)
     n = sum(len(r.retrieved) for r in results)
     if own_figure:  # never retitle a figure the caller laid out
         left.figure.suptitle(f"Candidate scores for {len(results)} question{'s' * (len(results) != 1)} "

@@ -192,13 +192,14 @@ class Compare(widgets.VBox):
     """The compare widget: a VBox whose parts are attributes, so code and tests can drive it.
 
     Controls: `choice` (Dropdown of questions), `question` (Text; the question shown), `n`, `k`,
-    `threshold` (sliders). Output: `dense` and `reranked` (HTML lists), `status` (HTML).
+    `threshold` (sliders; the threshold starts at `start_threshold` if one was given). Output: `dense` and `reranked` (HTML lists), `status` (HTML).
     `results` maps (question, N) to the `Result` of `ask(..., answer=False)` (or one passed in).
     """
 
     def __init__(self, index: "SearchIndex", backend: "Backend", questions: Sequence[str] | None = None,
-                 *, n: int = 20, k: int = 5, results: Iterable[Result] = ()):
+                 *, n: int = 20, k: int = 5, threshold: float | None = None, results: Iterable[Result] = ()):
         self.index, self.backend = index, backend
+        self.start_threshold = threshold  # where the threshold slider starts; None: the reranker's own
         self.results: dict[tuple[str, int], Result] = {}
         for r in results:  # already asked: shown as they are, never asked again
             if r.reranked is r.retrieved or len(r.reranked) != len(r.retrieved):
@@ -276,9 +277,9 @@ class Compare(widgets.VBox):
         self.render(fresh=fresh)
 
     def _fit_threshold(self, result: Result) -> None:
-        """Stretch the threshold slider over every reranker score seen so far (and its default)."""
+        """Stretch the threshold slider over every reranker score seen so far (and its starting value)."""
         scores = [h.score for r in self.results.values() for h in r.reranked]
-        recommended = result.threshold
+        recommended = result.threshold if self.start_threshold is None else self.start_threshold
         lo, hi = min(scores), max(scores)
         if recommended is not None:
             lo, hi = min(lo, recommended), max(hi, recommended)
@@ -310,20 +311,22 @@ class Compare(widgets.VBox):
         t = result.timings
         ms = " · ".join(f"{stage} {1000 * t[stage]:.0f} ms" for stage in ("retrieve", "rerank") if stage in t)
         source = "asked now" if fresh else "from cache: moving K or the threshold asks nothing"
+        start = ("" if self.start_threshold is None else f" · threshold started at {self.start_threshold:.3g} "
+                 f"(the reranker's own: {score_text(self.backend.rerank_threshold)})")
         self.status.value = (f'<div class="ragkit-key">reranker <code>{html.escape(self.backend.rerank_model)}</code>'
-                             f' · N={len(result.retrieved)}: {ms} ({source})</div>{KEY}')
+                             f' · N={len(result.retrieved)}: {ms} ({source}){start}</div>{KEY}')
 
 
 def compare(index: "SearchIndex", backend: "Backend", questions: list[str] | None = None, *,
-            n: int = 20, k: int = 5, results: Iterable[Result] = ()) -> Compare:
+            n: int = 20, k: int = 5, threshold: float | None = None, results: Iterable[Result] = ()) -> Compare:
     """Return a widget comparing embedding-only and reranked candidates for a question.
 
     Pick a question from `questions` (or type one), then move N (candidates retrieved, 5-50),
     K (kept, 1-10) and the relevance threshold (its range follows the reranker's scores; it starts at
-    the reranker's recommended value). Changing the question or N runs `ask(..., answer=False)` once
+    `threshold`, e.g. one calibrated on your questions, else at the reranker's recommended value). Changing the question or N runs `ask(..., answer=False)` once
     and caches it; K and the threshold only redraw. `results` you already have from `ask(...)` seed
     the cache (keyed by question and their number of candidates), so they are not asked again.
 
     >>> compare(index, backend, ["What does a reranker do?", "When is RAG the wrong tool?"])  # doctest: +SKIP
     """
-    return Compare(index, backend, questions, n=n, k=k, results=results)
+    return Compare(index, backend, questions, n=n, k=k, threshold=threshold, results=results)
