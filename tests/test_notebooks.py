@@ -224,6 +224,32 @@ def notebook_paths():
     return sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
+SOLUTIONS = NOTEBOOKS / "solutions"
+
+
+def solution_cells(path: Path) -> list[str]:
+    """Return the code cells of a chapter's solutions file (`# %%` cells; `# %% [markdown]` ones skipped)."""
+    source = SOLUTIONS / f"{path.stem}.py"
+    if not source.exists():
+        return []
+    cells = re.split(r"^# %%(.*)$", source.read_text(encoding="utf-8"), flags=re.M)
+    return [code.strip() for header, code in zip(cells[1::2], cells[2::2]) if "[markdown]" not in header
+            and code.strip()]
+
+
+def test_every_try_this_has_solutions_that_run():
+    """A chapter that sets exercises ships their solutions, and the chapter's test runs them."""
+    missing = []
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        asks = any(re.search(r"^#+ Try|\*\*Try this", c.source, re.M) for c in nb.cells if c.cell_type == "markdown")
+        if asks and not solution_cells(path):
+            missing.append(path.name)
+        if solution_cells(path):
+            assert any(f"solutions/{path.stem}.py" in c.source for c in nb.cells), f"{path.name}: link its solutions"
+    assert not missing, f"chapters whose exercises have no solutions in {SOLUTIONS}: {missing}"
+
+
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_is_committed_with_outputs_cleared(path):
     nb = nbformat.read(path, as_version=4)
@@ -245,6 +271,7 @@ def test_notebook_runs_offline_and_computes_what_it_claims(path, tmp_path, share
     nb = nbformat.read(path, as_version=4)
     assert path.name in CHECKS, f"add the checks for {path.name} to CHECKS"
     nb.cells.append(nbformat.v4.new_code_cell(CHECKS[path.name]))
+    nb.cells += [nbformat.v4.new_code_cell(code) for code in solution_cells(path)]  # the solutions run too
     client = NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()
