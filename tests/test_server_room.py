@@ -156,6 +156,11 @@ def local_server(local_backend):
     srv.shutdown()
 
 
+# A generation left running holds the model until max_tokens: over 100 s here (143 s measured on the old
+# server). A shared, loaded machine can slow the next chat by a few seconds; the margin is far from both.
+SLACK = 15.0
+
+
 def short_chat_seconds(url: str) -> float:
     started = time.perf_counter()
     r = httpx.post(url + "/v1/chat/completions", timeout=60,
@@ -174,7 +179,7 @@ def test_a_hung_up_stream_stops_its_generation(local_server):
             for _ in range(3):
                 next(lines)
     waited = short_chat_seconds(local_server.url)
-    assert waited < baseline + 1.0, f"the next chat took {waited:.2f} s (alone: {baseline:.2f} s)"
+    assert waited < baseline + SLACK, f"the next chat took {waited:.2f} s (alone: {baseline:.2f} s)"
 
 
 def test_a_client_that_gives_up_on_a_plain_chat_stops_it_too(local_server):
@@ -183,7 +188,7 @@ def test_a_client_that_gives_up_on_a_plain_chat_stops_it_too(local_server):
         httpx.post(local_server.url + "/v1/chat/completions", timeout=0.5,
                    json={"messages": LONG_STORY, "max_tokens": 3000})
     waited = short_chat_seconds(local_server.url)
-    assert waited < baseline + 1.0, f"the next chat took {waited:.2f} s (alone: {baseline:.2f} s)"
+    assert waited < baseline + SLACK, f"the next chat took {waited:.2f} s (alone: {baseline:.2f} s)"
 
 
 def test_without_chat_weights_chat_is_not_listed_and_says_what_to_install(local_backend):
