@@ -14,7 +14,7 @@ what makes a saved page read well:
   carriage return (a redrawn progress line) keeps only what was drawn last;
 - **nothing empty**: outputs with nothing to show are dropped;
 - **widgets named**: an interactive widget needs a running kernel, so its output is replaced by a
-  sentence saying so (the chapters draw the same data statically with `show_result`).
+  sentence saying so (chapter 3 draws the same lists statically with `show_result`).
 
 >>> chapter_number("03-reranking.ipynb")
 '03'
@@ -38,8 +38,8 @@ __all__ = ["Rendered", "chapter_number", "chapter_title", "coalesce_streams", "f
 CHAPTER = re.compile(r"^(\d{2})-[\w-]+\.ipynb$")
 CELL_TIMEOUT = 900  # seconds one cell may run (chapter 6's reranking takes a minute or two, cold)
 WIDGET = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ("<p><em>An interactive widget is here when the chapter runs in Jupyter (it needs a running "
-               "kernel); the static view just below it shows the same lists.</em></p>")
+WIDGET_NOTE = ("<p><em>An interactive widget is here when the chapter runs in Jupyter: it needs a running "
+               "kernel.</em></p>")
 
 
 @dataclass(frozen=True)
