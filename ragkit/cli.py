@@ -215,7 +215,7 @@ def cmd_warmup(args) -> int:
 def cmd_workbook(args) -> int:
     from .workbook.render import render_workbook
 
-    render_workbook(args.out, only=args.only, notebooks=args.notebooks)
+    render_workbook(args.out, only=args.only, notebooks=args.notebooks, online=args.online)
     return 0
 
 
@@ -256,14 +256,16 @@ def _serve_parser(sub) -> None:
 def _workbook_parser(sub) -> None:
     """Add `ragkit workbook` and its options to `sub`."""
     b = sub.add_parser("workbook", help="run the workbook's chapters and write them as HTML (to hand out)",
-                       description="Run each chapter top to bottom in a fresh kernel (with the backend the "
-                                   "environment picks: no key, the local models offline) and write one HTML page "
-                                   "per chapter, with its outputs, plus index.html linking them.")
+                       description="Run each chapter top to bottom in a fresh kernel, offline with the local "
+                                   "models, and write one HTML page per chapter, with its outputs, plus "
+                                   "index.html linking them.")
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write the HTML pages into")
     b.add_argument("--only", nargs="+", default=[], metavar="NN", help="only these chapters, by number "
                    "(e.g. --only 00 03; default: every chapter)")
     b.add_argument("--notebooks", type=Path, default=None, metavar="DIR", help="the folder with the chapters "
                    "(NN-name.ipynb) (default: notebooks/ of the source checkout ragkit runs from)")
+    b.add_argument("--online", action="store_true", help="run with the backend the environment picks "
+                   "(OPENROUTER_API_KEY or RAGKIT_BASE_URL; requests may cost money) instead of the local models")
     b.set_defaults(run=cmd_workbook)
 
 

@@ -97,6 +97,25 @@ def test_a_streamed_answer_is_one_text_on_the_page(tmp_path):
     assert texts == ["The pass statement", "checked", "done"]
 
 
+def test_chapters_run_offline_unless_asked_online(tmp_path, monkeypatch):
+    """A key in the shell does not reach the kernel (nor cost money) unless --online says so."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "not-a-real-key")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    write_chapter(tmp_path / "nb", "00-env.ipynb",
+                  "import os\nprint('key set:', 'OPENROUTER_API_KEY' in os.environ, '| hub offline:', "
+                  "os.environ.get('HF_HUB_OFFLINE'))")
+    shown = {}
+    for flags in ([], ["--online"]):
+        out = tmp_path / f"out{len(flags)}"
+        done = ragkit("workbook", "--out", out, "--notebooks", tmp_path / "nb", *flags, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        page = BeautifulSoup((out / "00-env.html").read_text(encoding="utf-8"), "html.parser")
+        shown[bool(flags)] = (page.select_one(".jp-OutputArea-output").get_text(strip=True), done.stderr)
+    assert shown[False][0] == "key set: False | hub offline: 1" and "the local models (offline)" in shown[False][1]
+    assert shown[True][0] == "key set: True | hub offline: None" and "OpenRouter" in shown[True][1]
+    assert "not-a-real-key" not in shown[True][1]
+
+
 def test_coalescing_merges_runs_of_one_stream_and_keeps_the_order():
     outputs = [stream("a"), stream("b"), stream("warn\n", "stderr"), stream("c"), stream("d\n"),
                nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1), stream("e")]

@@ -5,8 +5,8 @@ running anything (`ragkit workbook --out DIR`).
 The chapters are the notebooks of a source checkout (`notebooks/`, next to the `ragkit` package): the
 wheel carries the library only, so a pip-installed ragkit has none, and `find_chapters` says where to get
 them. A chapter runs as Jupyter would run it: in its own folder, in a `python3` kernel, in the
-environment the command was started in (no key set: the local models, offline; a key or a base URL
-set: the online path). nbclient executes it, nbconvert writes the HTML; what is done here by hand is
+local models, offline (a key or a base URL in the environment is left out; `online=True` keeps them, to
+render the online path). nbclient executes it, nbconvert writes the HTML; what is done here by hand is
 what makes a saved page read well:
 
 - **streams coalesced**: a cell that printed a streamed answer piece by piece has one output per piece,
@@ -171,9 +171,10 @@ def _first_error(nb) -> tuple[int | None, str]:
     return None, ""
 
 
-def execute(path: Path, timeout: int = CELL_TIMEOUT):
-    """Return the chapter at `path` executed top to bottom in a fresh kernel, in its own folder.
-    Raises ChapterFailed naming the cell and the error when a cell fails, the kernel dies or a cell times out."""
+def execute(path: Path, timeout: int = CELL_TIMEOUT, online: bool = False):
+    """Return the chapter at `path` executed top to bottom in a fresh kernel, in its own folder, with the
+    local models (`online`: with the backend the environment picks). Raises ChapterFailed naming the cell
+    and the error when a cell fails, the kernel dies or a cell times out."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -182,7 +183,7 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT):
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
                             resources={"metadata": {"path": str(path.parent)}})  # the kernel's own log: errors only
     try:
-        client.execute()
+        client.execute(env=config.child_environment(offline=not online))
     except CellExecutionError as exc:
         cell, error = _first_error(nb)
         error = error or f"{exc.ename}: {exc.evalue}"
@@ -219,9 +220,15 @@ def index_page(pages: Sequence[Rendered], backend: str) -> str:
             f'in Jupyter.</p>\n<ol>\n{rows}\n</ol>\n</body>\n</html>\n')
 
 
-def which_backend() -> str:
-    """Return, in words, the backend the chapters will pick in this environment."""
+def which_backend(online: bool = False) -> str:
+    """Return, in words, the backend the chapters will pick (`online`: in this environment).
+
+    >>> which_backend()
+    'the local models (offline)'
+    """
     s = config.settings()
+    if not online:
+        return "the local models (offline)"
     if s.base_url:
         return f"the server at RAGKIT_BASE_URL ({s.base_url})"
     return "OpenRouter (OPENROUTER_API_KEY is set)" if s.openrouter_api_key else "the local models (offline)"
@@ -231,20 +238,21 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def render_workbook(out: Path, only: Sequence[str] = (), notebooks: Path | None = None,
+def render_workbook(out: Path, only: Sequence[str] = (), notebooks: Path | None = None, online: bool = False,
                     say: Callable[[str], None] = _say) -> list[Rendered]:
-    """Return the chapters rendered: each executed, made readable and written to `out` as `NN-name.html`,
-    then `out/index.html` linking them; `say` gets one progress line per chapter. Raises ConfigError for a
-    missing folder or an unknown chapter, ChapterFailed for a chapter that stops with an error."""
+    """Return the chapters rendered: each executed (offline, or with `online` the backend the environment
+    picks), made readable and written to `out` as `NN-name.html`, then `out/index.html` linking them;
+    `say` gets one progress line per chapter. Raises ConfigError for a missing folder or an unknown
+    chapter, ChapterFailed for a chapter that stops with an error."""
     chapters = find_chapters(notebooks, only)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = which_backend()
+    backend = which_backend(online)
     say(f"ragkit: workbook: running {len(chapters)} chapter(s) from {chapters[0].parent} with {backend}")
     pages = []
     for number, path in enumerate(chapters, start=1):
         start = time.perf_counter()
-        nb = execute(path)
+        nb = execute(path, online=online)
         shown = readable(nb)
         title = chapter_title(nb, path.stem)
         page = out / f"{path.stem}.html"
