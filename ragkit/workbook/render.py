@@ -32,8 +32,8 @@ from typing import Callable, Iterable, Sequence
 from .. import config
 from ..errors import ChapterFailed, ConfigError
 
-__all__ = ["Rendered", "chapter_number", "chapter_title", "coalesce_streams", "find_chapters", "readable",
-           "render_workbook", "source_notebooks"]
+__all__ = ["Rendered", "chapter_number", "chapter_title", "coalesce_streams", "execute", "find_chapters",
+           "index_page", "readable", "render_workbook", "source_notebooks", "to_html", "which_backend"]
 
 CHAPTER = re.compile(r"^(\d{2})-[\w-]+\.ipynb$")
 CELL_TIMEOUT = 900  # seconds one cell may run (chapter 6's reranking takes a minute or two, cold)
@@ -176,6 +176,7 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT, online: bool = False):
     local models (`online`: with the backend the environment picks). Raises ChapterFailed naming the cell
     and the error when a cell fails, the kernel dies or a cell times out."""
     import nbformat
+    from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -189,6 +190,9 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT, online: bool = False):
         error = error or f"{exc.ename}: {exc.evalue}"
         raise ChapterFailed(f"{path.name} failed in code cell {cell}: {error}; open it in Jupyter (jupyter lab "
                             f"{path}) and run it to see the whole traceback", path.name, cell) from None
+    except NoSuchKernel:
+        raise ChapterFailed(f"{path.name} cannot start: no Jupyter kernel named python3 in this environment; "
+                            f"install one: {sys.executable} -m pip install ipykernel", path.name) from None
     except (CellTimeoutError, DeadKernelError) as exc:
         raise ChapterFailed(f"{path.name} did not finish: {type(exc).__name__}: {str(exc).strip()[:300]}; "
                             f"run it in Jupyter to see where it stops", path.name) from None
