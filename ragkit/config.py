@@ -46,9 +46,9 @@ from pathlib import Path
 
 __all__ = [
     "CROSS_ENCODER_THRESHOLD", "DEFAULT_CROSS_ENCODER", "ENVIRONMENT", "LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL",
-    "LOCAL_RERANK_ALIAS", "OFFLINE_RERANKER", "OFFLINE_RERANK_THRESHOLD", "OPENROUTER_CHAT_MODEL",
-    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "packaged_data",
-    "recommended_threshold", "settings", "version",
+    "LOCAL_RERANK_ALIAS", "OFFLINE_RERANKER", "OFFLINE_RERANK_THRESHOLD", "ONLINE_VARIABLES", "OPENROUTER_CHAT_MODEL",
+    "OPENROUTER_EMBEDDING_MODEL", "OPENROUTER_RERANK_MODEL", "OPENROUTER_URL", "Settings", "child_environment",
+    "packaged_data", "recommended_threshold", "settings", "version",
 ]
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -161,6 +161,27 @@ def settings() -> Settings:
         hf_endpoint=(_get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/"),
         hf_token=_get("HF_TOKEN"),
     )
+
+
+# The variables that pick an HTTP backend instead of the local models (`Settings.remote`).
+ONLINE_VARIABLES = ("OPENROUTER_API_KEY", "RAGKIT_BASE_URL", "RAGKIT_API_KEY")
+
+
+def child_environment(offline: bool = False) -> dict[str, str]:
+    """Return the environment for a process ragkit starts (a chapter's kernel): this one, or with
+    `offline` the same without the variables that pick an HTTP backend and with `HF_HUB_OFFLINE=1`,
+    so that only the local models run and nothing is downloaded.
+
+    >>> env = child_environment(offline=True)
+    >>> "OPENROUTER_API_KEY" in env, env["HF_HUB_OFFLINE"]
+    (False, '1')
+    """
+    env = dict(os.environ)
+    if offline:
+        for name in ONLINE_VARIABLES:
+            env.pop(name, None)
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
 
 
 def packaged_data(*parts: str) -> Path:

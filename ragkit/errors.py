@@ -24,6 +24,7 @@ built-in exception named in brackets, so `except ValueError` keeps working where
     │   └── StoreUnavailable                ... or cannot be reached
     ├── WireFormatError [ValueError]        a request or answer not in the OpenAI/OpenRouter wire format
     ├── DatasetError [ValueError]           a dataset file or archive is damaged, unsafe or malformed
+    ├── ChapterFailed [RuntimeError]        a workbook chapter stopped with an error (which cell, which error)
     └── DownloadFailed [OSError]            a file could not be downloaded (url, reason)
         └── DatasetUnavailable              ... a dataset's archive, in particular
 
@@ -33,7 +34,7 @@ True
 from __future__ import annotations
 
 __all__ = [
-    "APIError", "AuthenticationError", "BackendError", "BadRequest", "BadResponse", "ConfigError",
+    "APIError", "AuthenticationError", "BackendError", "BadRequest", "BadResponse", "ChapterFailed", "ConfigError",
     "ConnectionFailed", "DatasetError", "DatasetUnavailable", "DownloadFailed", "EmbeddingModelMismatch",
     "Forbidden", "IndexBusy", "IndexFileError", "ModelNotFound", "NotFound", "PaymentRequired", "RagkitError", "RateLimited",
     "ServerError", "StoreError", "StoreUnavailable", "WireFormatError",
@@ -136,6 +137,16 @@ class StoreUnavailable(StoreError):
 
 class DatasetError(RagkitError, ValueError):
     """A dataset file or archive is damaged, unsafe or not in the expected format."""
+
+
+class ChapterFailed(RagkitError, RuntimeError):
+    """A workbook chapter stopped with an error when run: `chapter` is its file name, `cell` the number
+    of the code cell that failed (1 for the first), or None when the kernel itself died or timed out."""
+
+    def __init__(self, message: str, chapter: str = "", cell: int | None = None):
+        super().__init__(message)
+        self.chapter = chapter
+        self.cell = cell
 
 
 class DownloadFailed(RagkitError, OSError):
