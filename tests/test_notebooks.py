@@ -29,13 +29,33 @@ assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and not offtopic.kept
 assert top_source == "03-embeddings.md"
 """,
     "01-indexing.ipynb": """
-assert len(docs) == 79 and len(chunks) > 300
-assert all(c.n_tokens <= 200 for c in chunks)
-assert e.vectors.shape == (3, 384) and e.vectors[0] @ e.vectors[1] > e.vectors[0] @ e.vectors[2]
-assert first.embedded == len(set(texts)) and first.usage.requests == math.ceil(len(set(texts)) / 64)
+assert len(docs) == 79 and len(chunks) == 850 and len(texts) == len(chunks)
+assert all(c.n_tokens <= 200 for c in chunks) and frame["n_tokens"].median() < 168
+assert [c.id for c in chunks[:3]] == ["assert#0", "assert#1", "assignment#0"] and chunks[2].start == 0
+assert chunks[0].end < chunks[1].start and not docs[0].text[chunks[0].end:chunks[1].start].strip()  # the gap
+cos_break, cos_ints = float(e.vectors[0] @ e.vectors[1]), float(e.vectors[0] @ e.vectors[2])
+assert e.vectors.shape == (3, 384) and 0.45 < cos_break < 0.55 and cos_break > 8 * cos_ints  # "about 0.5, ten times"
+assert first.embedded == len(set(texts)) == 849 and first.usage.requests == math.ceil(849 / 64) == 14
 assert second.embedded == 0 and second.cached == len(texts) and second.usage.requests == 0
+assert twins == ["else#0", "if#0"] and by_id["else"].text == by_id["if"].text  # the one duplicate, and why
+assert same_body == 127 and same_embedded == 1
+assert by_chunk["for#1"].text == by_chunk["compound#7"].text
+assert embedding_text(by_chunk["for#1"]) != embedding_text(by_chunk["compound#7"])
+assert backend.embedding_model.startswith("local/") and first.usage.prompt_tokens == 0 and first.usage.cost is None
+assert ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-small"
+assert word_pieces == sum(count_tokens(sorted(set(texts)))) and word_pieces * 0.02 / 1e6 < 0.01  # a fraction of a cent
 assert len(index) == len(chunks) and index.model == backend.embedding_model
+assert sorted(p.name for p in folder.iterdir()) == [".lock", "chunks.jsonl", "index.json", "vectors.npy"]
+# the try-this numbers
+c128 = [embedding_text(c) for c in ragkit.chunk_documents(docs, "heading", max_tokens=128)]
+assert len(c128) == 1332 and len(set(c128) & set(texts)) == 162 and len(set(c128) - set(texts)) == 1162
+paragraphs = ragkit.chunk_documents(docs, "paragraph", max_tokens=200)
+assert len(paragraphs) == 2722 and pd.Series([c.n_tokens for c in paragraphs]).median() == 31
+windows = pd.Series([c.n_tokens for c in ragkit.chunk_documents(docs, "tokens", size=200, overlap=20)])
+assert len(windows) == 743 and (windows == 200).mean() > 0.85 and windows.max() == 200
+assert math.ceil(849 / 16) == 54
 assert len(set(texts[:100])) == 100 and measured.usage.requests == 7
+assert abs(measured.vectors - first.vectors[:100]).max() < 1e-4  # same vectors with batches of 16
 """,
     "02-retrieval.ipynb": """
 assert np.allclose(by_hand, vectorised, atol=1e-5) and loop_seconds > matrix_seconds
