@@ -44,6 +44,7 @@ assert embedding_text(by_chunk["for#1"]) != embedding_text(by_chunk["compound#7"
 assert backend.embedding_model.startswith("local/") and first.usage.prompt_tokens == 0 and first.usage.cost is None
 assert ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-small"
 assert word_pieces == sum(count_tokens(sorted(set(texts)))) and word_pieces * 0.02 / 1e6 < 0.01  # a fraction of a cent
+assert max(count_tokens(texts)) + 2 <= 256  # "every chunk leaves room under the red line for its title line"
 assert len(index) == len(chunks) and index.model == backend.embedding_model
 assert sorted(p.name for p in folder.iterdir()) == [".lock", "chunks.jsonl", "index.json", "vectors.npy"]
 # the try-this numbers
@@ -153,14 +154,30 @@ assert rates["questions"] == 12 and rates["cites a relevant document"] >= 0.5, r
 assert answers.loc[~answers["answerable"], "token_f1"].isna().all()
 """,
     "07-production.ipynb": """
-assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == {"vectors.npy", "chunks.jsonl", "index.json"} and same
-assert update.embedded == 1 and update.cached == len(chunks) - 1
+import json
+assert {p.name for p in folder.iterdir()} == {"vectors.npy", "chunks.jsonl", "index.json", ".lock"} and same
+manifest = json.loads((folder / "index.json").read_text())
+assert (manifest["dim"], manifest["count"], sorted(manifest["files"])) == (384, 27, ["chunks.jsonl", "vectors.npy"])
+assert update.embedded == 1 and update.cached == len(chunks) - 1 == 27
+assert remote.rerank_model == ragkit.config.LOCAL_RERANK_ALIAS == "local/default"  # what describe() shows
+assert remote.reranked_by == backend.rerank_model != ragkit.config.LOCAL_RERANK_ALIAS  # the real name, both sides
+assert over_http.threshold == in_process.threshold == ragkit.config.recommended_threshold(remote.reranked_by)
+assert side_by_side.loc["reranker", "over HTTP"] == remote.reranked_by
+assert pd.get_option("display.max_colwidth") is None and over_http.answer.text in side_by_side._repr_html_()
 assert over_http.answer.citations and [h.chunk.id for h in in_process.kept] == [h.chunk.id for h in over_http.kept]
-assert remote.usage.requests >= 3
-assert mismatch.startswith("index built with 'local/all-MiniLM-L6-v2-int8'")
+assert over_http.answer.mode == in_process.answer.mode and over_http.answer.mode in {"generated", "checked"}
+assert http_requests == 3 and over_http.usage["generate"].requests == 1
+assert q_http.model == q_local.model == index.model and np.allclose(q_http.vectors, q_local.vectors, atol=1e-5)
+assert set(mismatch) == set(stand_ins) and ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-small"
+assert mismatch["intfloat/multilingual-e5-small"].startswith(
+    "index built with 'local/all-MiniLM-L6-v2-int8' (384-d), query embedded with 'intfloat/multilingual-e5-small' (384-d)")
+assert "query embedded with 'openai/text-embedding-3-small' (1536-d)" in mismatch["openai/text-embedding-3-small"]
 assert moved.embedded == 0 and all(same_sources.values()), (moved, same_sources)
 assert filtered and all(h.chunk.doc_id == "05-reranking.md" for h in filtered)
-assert sum(n for _, n in rows) == len(index)
+assert sum(n for _, n in rows) == len(index) == 28 and dict(rows)["05-reranking.md"] == 5
+assert sum(c.doc_id == "05-reranking.md" for c in reloaded.chunks) == 4  # "one more than before our edit"
+assert "api_key=<set>" in repr(OpenRouterBackend(api_key="sk-or-not-a-real-key")) and "not-a-real" not in repr(
+    OpenRouterBackend(api_key="sk-or-not-a-real-key"))  # the key never shows
 """,
     "09-your-documents.ipynb": """
 assert [d.id for d in docs] == ["report.pdf", "rules.md", "visit.html"] and len(docs[0].pages) == 3
