@@ -32,22 +32,58 @@ assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and not offtopic.kept
 assert top_source == "03-embeddings.md"
 """,
     "01-indexing.ipynb": """
-assert len(docs) == 79 and len(chunks) > 300
-assert all(c.n_tokens <= 200 for c in chunks)
-assert e.vectors.shape == (3, 384) and e.vectors[0] @ e.vectors[1] > e.vectors[0] @ e.vectors[2]
-assert first.embedded == len(set(texts)) and first.usage.requests == math.ceil(len(set(texts)) / 64)
+assert len(docs) == 79 and len(chunks) == 850 and len(texts) == len(chunks)
+assert all(c.n_tokens <= 200 for c in chunks) and frame["n_tokens"].median() < 168
+assert [c.id for c in chunks[:3]] == ["assert#0", "assert#1", "assignment#0"] and chunks[2].start == 0
+assert chunks[0].end < chunks[1].start and not docs[0].text[chunks[0].end:chunks[1].start].strip()  # the gap
+cos_break, cos_ints = float(e.vectors[0] @ e.vectors[1]), float(e.vectors[0] @ e.vectors[2])
+assert e.vectors.shape == (3, 384) and 0.45 < cos_break < 0.55 and cos_break > 8 * cos_ints  # "about 0.5, ten times"
+assert first.embedded == len(set(texts)) == 849 and first.usage.requests == math.ceil(849 / 64) == 14
 assert second.embedded == 0 and second.cached == len(texts) and second.usage.requests == 0
+assert twins == ["else#0", "if#0"] and by_id["else"].text == by_id["if"].text  # the one duplicate, and why
+assert same_body == 127 and same_embedded == 1
+assert by_chunk["for#1"].text == by_chunk["compound#7"].text
+assert embedding_text(by_chunk["for#1"]) != embedding_text(by_chunk["compound#7"])
+assert backend.embedding_model.startswith("local/") and first.usage.prompt_tokens == 0 and first.usage.cost is None
+assert ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-small"
+assert word_pieces == sum(count_tokens(sorted(set(texts)))) and word_pieces * 0.02 / 1e6 < 0.01  # a fraction of a cent
+assert max(count_tokens(texts)) + 2 <= 256  # "every chunk leaves room under the red line for its title line"
 assert len(index) == len(chunks) and index.model == backend.embedding_model
+assert sorted(p.name for p in folder.iterdir()) == [".lock", "chunks.jsonl", "index.json", "vectors.npy"]
+# the try-this numbers
+c128 = [embedding_text(c) for c in ragkit.chunk_documents(docs, "heading", max_tokens=128)]
+assert len(c128) == 1332 and len(set(c128) & set(texts)) == 162 and len(set(c128) - set(texts)) == 1162
+paragraphs = ragkit.chunk_documents(docs, "paragraph", max_tokens=200)
+assert len(paragraphs) == 2722 and pd.Series([c.n_tokens for c in paragraphs]).median() == 31
+windows = pd.Series([c.n_tokens for c in ragkit.chunk_documents(docs, "tokens", size=200, overlap=20)])
+assert len(windows) == 743 and (windows == 200).mean() > 0.85 and windows.max() == 200
+assert math.ceil(849 / 16) == 54
 assert len(set(texts[:100])) == 100 and measured.usage.requests == 7
+assert abs(measured.vectors - first.vectors[:100]).max() < 1e-4  # same vectors with batches of 16
 """,
     "02-retrieval.ipynb": """
 assert np.allclose(by_hand, vectorised, atol=1e-5) and loop_seconds > matrix_seconds
-assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+assert len(questions) == 184 and len(index) == 850
+assert [h.rank for h in hits] == [1, 2, 3, 4, 5] and [h.chunk.id for h in hits[:2]] == ["for#1", "compound#7"]
+assert hits[0].chunk.text == hits[1].chunk.text and hits[0].score - hits[1].score < 0.001  # the twins
+assert "break" not in {h.chunk.doc_id for h in hits}
 assert scores.shape == (len(questions), len(index)) and relevant.any(axis=1).all()
-assert scores[relevant].mean() > scores[~relevant].mean() + 0.1
-summary = per_query.groupby("difficulty")["recall@5"].mean()
-assert summary["easy"] > summary["hard"] and summary["easy"] > 0.6, summary
-assert hits[0].chunk.doc_id != "break" and break_rank > 1  # the miss the chapter points at
+assert (topic == "compound").sum() == 84 and 0.25 < relevant[:, topic == "compound"].sum() / relevant.sum() < 0.3
+assert wins.sum() == 124 and len(wins) - wins.sum() == 60  # "in a third of the questions (60 of 184)"
+assert (wins == [retrieved[q.id][0].chunk.doc_id in q.relevant for q in questions]).all()  # wins = first hit relevant
+assert 0.03 < np.median(best_relevant - best_other) < 0.07  # "about 0.05"
+assert (best_relevant >= cut).mean() >= 0.79 and 0.6 < (best_other >= cut).mean() < 0.72  # "about two thirds"
+summary = per_query.groupby("difficulty").mean(numeric_only=True)
+assert round(summary.loc["easy", "recall@5"], 2) == 0.97 and round(summary.loc["hard", "recall@5"], 2) == 0.83
+assert round(summary.loc["hard", "mrr@10"], 2) == 0.70 and round(summary.loc["easy", "mrr@10"], 2) == 0.87
+assert (summary.loc["easy"] > summary.loc["hard"]).all()  # nDCG tells the same story
+assert pd.get_option("display.max_colwidth") is None and all(q in worst._repr_html_() for q in worst["question"])
+assert worst["rank of first relevant"].isna().sum() == 4 and (worst["difficulty"] == "hard").sum() == 7
+assert worst.iloc[0]["answer is in"] == "pass" and worst["question"].str.len().max() > 50
+assert hits[0].chunk.doc_id != "break" and break_rank == 6  # the miss the chapter points at
+at20 = evaluate(questions_as_qrels(questions), run_from_hits(retrieved), ["recall@20"]).groupby(per_query["difficulty"]).mean()
+assert round(at20.loc["easy", "recall@20"], 2) == 0.98 and round(at20.loc["hard", "recall@20"], 2) == 0.91  # try this
+assert len(ragkit.chunk_documents(docs, "paragraph")) == 2722
 """,
     "03-reranking.ipynb": """
 assert backend.rerank_model and len(results) == len(relevant) == 12 and len(unanswerable) == 3
@@ -191,14 +227,30 @@ assert rates["questions"] == 12 and rates["cites a relevant document"] >= 0.5, r
 assert answers.loc[~answers["answerable"], "token_f1"].isna().all()
 """,
     "07-production.ipynb": """
-assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == {"vectors.npy", "chunks.jsonl", "index.json"} and same
-assert update.embedded == 1 and update.cached == len(chunks) - 1
+import json
+assert {p.name for p in folder.iterdir()} == {"vectors.npy", "chunks.jsonl", "index.json", ".lock"} and same
+manifest = json.loads((folder / "index.json").read_text())
+assert (manifest["dim"], manifest["count"], sorted(manifest["files"])) == (384, 27, ["chunks.jsonl", "vectors.npy"])
+assert update.embedded == 1 and update.cached == len(chunks) - 1 == 27
+assert remote.rerank_model == ragkit.config.LOCAL_RERANK_ALIAS == "local/default"  # what describe() shows
+assert remote.reranked_by == backend.rerank_model != ragkit.config.LOCAL_RERANK_ALIAS  # the real name, both sides
+assert over_http.threshold == in_process.threshold == ragkit.config.recommended_threshold(remote.reranked_by)
+assert side_by_side.loc["reranker", "over HTTP"] == remote.reranked_by
+assert pd.get_option("display.max_colwidth") is None and over_http.answer.text in side_by_side._repr_html_()
 assert over_http.answer.citations and [h.chunk.id for h in in_process.kept] == [h.chunk.id for h in over_http.kept]
-assert remote.usage.requests >= 3
-assert mismatch.startswith("index built with 'local/all-MiniLM-L6-v2-int8'")
+assert over_http.answer.mode == in_process.answer.mode and over_http.answer.mode in {"generated", "checked"}
+assert http_requests == 3 and over_http.usage["generate"].requests == 1
+assert q_http.model == q_local.model == index.model and np.allclose(q_http.vectors, q_local.vectors, atol=1e-5)
+assert set(mismatch) == set(stand_ins) and ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-small"
+assert mismatch["intfloat/multilingual-e5-small"].startswith(
+    "index built with 'local/all-MiniLM-L6-v2-int8' (384-d), query embedded with 'intfloat/multilingual-e5-small' (384-d)")
+assert "query embedded with 'openai/text-embedding-3-small' (1536-d)" in mismatch["openai/text-embedding-3-small"]
 assert moved.embedded == 0 and all(same_sources.values()), (moved, same_sources)
 assert filtered and all(h.chunk.doc_id == "05-reranking.md" for h in filtered)
-assert sum(n for _, n in rows) == len(index)
+assert sum(n for _, n in rows) == len(index) == 28 and dict(rows)["05-reranking.md"] == 5
+assert sum(c.doc_id == "05-reranking.md" for c in reloaded.chunks) == 4  # "one more than before our edit"
+assert "api_key=<set>" in repr(OpenRouterBackend(api_key="sk-or-not-a-real-key")) and "not-a-real" not in repr(
+    OpenRouterBackend(api_key="sk-or-not-a-real-key"))  # the key never shows
 """,
     "09-your-documents.ipynb": """
 assert [d.id for d in docs] == ["report.pdf", "rules.md", "visit.html"] and len(docs[0].pages) == 3

@@ -194,17 +194,24 @@ def rank_movement(result: "Result", top: int = 10, ax: "Axes | None" = None) -> 
 
 def relevance_histogram(scores: Sequence[float] | np.ndarray, relevant_mask: Sequence[bool] | np.ndarray,
                         ax: "Axes | None" = None, bins: int = 30, density: bool = True,
-                        threshold: float | None = None, xlabel: str = "cosine similarity") -> "Axes":
-    """Return an Axes with the score distribution of relevant vs non-relevant chunks, overlaid.
+                        threshold: float | None = None, xlabel: str = "cosine similarity",
+                        labels: tuple[str, str] = ("not relevant", "relevant"),
+                        title: str = "Scores of relevant vs non-relevant chunks") -> "Axes":
+    """Return an Axes with the score distribution of relevant vs non-relevant items, overlaid.
 
-    `scores[i]` is one (question, chunk) similarity and `relevant_mask[i]` whether that chunk is
-    labelled relevant to that question. With `density=True` (default) each histogram has area 1, so
-    the few relevant pairs stay visible next to the many irrelevant ones. The more the two humps
-    overlap, the more often an irrelevant chunk outranks a relevant one.
+    `scores[i]` is one similarity and `relevant_mask[i]` whether it belongs to something labelled
+    relevant: a (question, chunk) pair, or, as chapter 2 draws it, a question's best chunk of a
+    relevant topic next to its best chunk of any other topic. `labels` names the two groups (not
+    relevant first). With `density=True` (default) each histogram has area 1, so a small group stays
+    visible next to a big one. The more the two humps overlap, the more often an irrelevant item
+    outranks a relevant one.
 
     >>> ax = relevance_histogram([0.8, 0.7, 0.2, 0.3, 0.1], [True, True, False, False, False])
-    >>> ax.get_legend() is not None
-    True
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['not relevant (n=3)', 'relevant (n=2)']
+    >>> ax = relevance_histogram([0.8, 0.6], [True, False], labels=("best other", "best relevant"), title="t")
+    >>> ax.get_title(), ax.get_legend().get_texts()[0].get_text()
+    ('t (dotted: medians)', 'best other (n=1)')
     """
     scores = np.asarray(scores, dtype=float)
     mask = np.asarray(relevant_mask, dtype=bool)
@@ -213,7 +220,7 @@ def relevance_histogram(scores: Sequence[float] | np.ndarray, relevant_mask: Seq
     ax = _axes(ax, height=3.4)
     lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
-    for part, colour, label in ((~mask, DROPPED, "not relevant"), (mask, UP, "relevant")):
+    for part, colour, label in ((~mask, DROPPED, labels[0]), (mask, UP, labels[1])):
         values = scores[part]
         if values.size:
             ax.hist(values, bins=edges, density=density, histtype="stepfilled", alpha=0.45, color=colour,
@@ -221,8 +228,7 @@ def relevance_histogram(scores: Sequence[float] | np.ndarray, relevant_mask: Seq
             ax.axvline(float(np.median(values)), color=colour, linestyle=":", linewidth=1.5)
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.3g}")
-    ax.set(title="Scores of relevant vs non-relevant chunks (dotted: medians)", xlabel=xlabel,
-           ylabel="density" if density else "pairs")
+    ax.set(title=f"{title} (dotted: medians)", xlabel=xlabel, ylabel="density" if density else "count")
     ax.legend(fontsize="small")
     return ax
 
