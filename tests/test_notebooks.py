@@ -49,6 +49,7 @@ assert ragkit.config.OPENROUTER_EMBEDDING_MODEL == "openai/text-embedding-3-smal
 assert word_pieces == sum(count_tokens(sorted(set(texts)))) and word_pieces * 0.02 / 1e6 < 0.01  # a fraction of a cent
 assert max(count_tokens(texts)) + 2 <= 256  # "every chunk leaves room under the red line for its title line"
 assert len(index) == len(chunks) and index.model == backend.embedding_model
+assert all(v is not None for v in shared.get(index.model, texts, origin=backend.origin))  # chapter 2 starts warm
 assert sorted(p.name for p in folder.iterdir()) == [".lock", "chunks.jsonl", "index.json", "vectors.npy"]
 # the try-this numbers
 c128 = [embedding_text(c) for c in ragkit.chunk_documents(docs, "heading", max_tokens=128)]
