@@ -84,12 +84,12 @@ assert kept_at_n5 == []  # nothing of the five passes the fitted threshold
 # %%
 widget.choice.value = question
 widget.threshold.value = 0.1
-above = kept_rows(widget)
+above, raised = kept_rows(widget), widget.threshold.value
 widget.threshold.value = widget.threshold.min
 widget.choice.value = offtopic[0]
 bottom = kept_rows(widget)
 sourdough = widget.result
-print(f"{question!r} at threshold 0.1: kept {above}")
+print(f"{question!r} at threshold {raised:.3f}: kept {above}")
 print(f"{offtopic[0]!r} at threshold {widget.threshold.value:.3f}: kept {len(bottom)} rows, best score "
       f"{sourdough.reranked[0].score:.4f} ({sourdough.reranked[0].chunk.label})")
 widget.threshold.value = calibration.threshold
@@ -101,14 +101,14 @@ widget.threshold.value = calibration.threshold
 # between it and a prompt full of unrelated text. K caps how many rows pass, it does not judge them.
 
 # %%
-assert above == [] and widget.k.value == 5 and len(bottom) == 5
+assert fitted.kept[0].score < raised and above == [] and widget.k.value == 5 and len(bottom) == 5
 assert sourdough.reranked[0].score < 0.01 < calibration.threshold  # at the fitted threshold none would pass
 
 # %% [markdown]
 # ## Try it, your own question in two wordings
 #
-# The lead question says *ANN* and *give up*; the document says *approximate nearest neighbour* and
-# *trades a little recall*. Ask it in the document's own words and compare.
+# The lead question asks what ANN *gives up*; the document says that approximate nearest neighbour
+# indexes *trade a little recall for much faster* search. Ask it in the document's own words and compare.
 
 # %%
 own_words = "How does approximate nearest neighbour search trade recall for speed?"
