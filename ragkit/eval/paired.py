@@ -3,6 +3,7 @@
 Per-query scores of two systems differ by chance as well as by merit. The test asks how often a
 difference as large as the one seen would appear if the two were interchangeable (the p-value),
 and how far the mean difference could plausibly be from the one seen (the confidence interval).
+`mean_ci` gives the same bootstrap interval for one system's mean score, for error bars.
 
 >>> r = paired_test([0.9, 0.8, 0.7, 0.6], [0.5, 0.5, 0.5, 0.5])
 >>> round(r.mean_diff, 3), r.p_value
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PairedResult", "paired_test"]
-
-
+__all__ = ["MeanCI", "PairedResult", "mean_ci", "paired_test"]
 
 @dataclass(frozen=True)
 class PairedResult:
@@ -37,6 +36,65 @@ class PairedResult:
     def to_frame(self) -> pd.DataFrame:
         """Return the result as a one-row DataFrame."""
         return pd.DataFrame([self.__dict__])
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """A mean over queries and its bootstrap confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int  # queries
+    confidence: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f} ({self.confidence:.0%} CI {self.low:.4f} to {self.high:.4f}, n = {self.n})"
+
+
+def _bootstrap_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Return the means of `n_resamples` resamples of `values` drawn with replacement (bounded memory)."""
+    n = len(values)
+    batch = max(1, 4_000_000 // n)  # resamples per block
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        means[start : start + size] = values[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    return means
+
+
+def _check(confidence: float, n_resamples: int) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, e.g. 0.95; got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+
+
+def mean_ci(scores, n_resamples: int = 10_000, seed: int = 0, confidence: float = 0.95) -> MeanCI:
+    """Return the mean of per-query scores with its bootstrap percentile confidence interval.
+
+    The queries are resampled with replacement `n_resamples` times; the interval holds the middle
+    `confidence` share of the resampled means. It says how much the mean could move with another
+    sample of questions like these, the error bar of one system's score (`paired_test` is the one
+    to use for the *difference* between two systems on the same questions: much narrower, because
+    what makes a question hard for one makes it hard for the other).
+
+    >>> r = mean_ci([1, 1, 1, 0])            # three questions of four found: mean 0.75
+    >>> r.mean, r.low, r.high                # a resample may draw the miss 0 to 4 times
+    (0.75, 0.25, 1.0)
+    >>> mean_ci([0.5, 0.5]).low == mean_ci([0.5, 0.5]).high == 0.5   # no spread, no width
+    True
+    """
+    _check(confidence, n_resamples)
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"scores must be a non-empty 1-d series of per-query scores, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("scores hold NaN or infinite values; evaluate() gives every query a number")
+    means = _bootstrap_means(values, n_resamples, np.random.default_rng(seed))
+    alpha = 1 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return MeanCI(float(values.mean()), float(low), float(high), len(values), confidence)
 
 
 def _paired(a, b) -> np.ndarray:
@@ -81,20 +139,13 @@ def paired_test(a, b, n_resamples: int = 10_000, seed: int = 0, confidence: floa
     >>> round(r.mean_diff, 3), r.p_value    # exact: only 2 of 16 sign flips reach |mean| 0.25
     (0.25, 0.125)
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, e.g. 0.95; got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    _check(confidence, n_resamples)
     d = _paired(a, b)
     n = len(d)
     observed = float(d.mean())
     rng = np.random.default_rng(seed)
-    batch = max(1, 4_000_000 // n)  # resamples per block: bounded memory for many queries
-
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, batch):
-        size = min(batch, n_resamples - start)
-        means[start : start + size] = d[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    batch = max(1, 4_000_000 // n)  # sign flips per block: bounded memory for many queries
+    means = _bootstrap_means(d, n_resamples, rng)
     alpha = 1 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
 

@@ -8,7 +8,8 @@ returns the Axes (a pair of Axes for `score_distributions`, whose two scores liv
   rest, before and after reranking, and where does the relevance threshold cut?
 - `rank_movement(result)`: which chunks did the reranker move up or down, and which reached the prompt?
 - `relevance_histogram(scores, relevant_mask)`: do relevant chunks score higher than the rest?
-- `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns?
+- `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns (and how sure is it)?
+- `per_question_change(before, after)`: on how many questions did a change help, hurt, do nothing?
 
 >>> from ragkit.workbook.plots import rank_movement
 >>> ax = rank_movement(ragkit.ask("What does a reranker do?", index, backend, answer=False))  # doctest: +SKIP
@@ -26,8 +27,8 @@ if TYPE_CHECKING:  # matplotlib and pandas load only when a plot is drawn
     from ..pipeline import Result
     from ..types import Hit
 
-__all__ = ["score_distributions", "rank_movement", "relevance_histogram", "metric_curve", "short_title",
-           "UP", "DOWN", "SAME"]
+__all__ = ["score_distributions", "rank_movement", "relevance_histogram", "metric_curve", "per_question_change",
+           "short_title", "UP", "DOWN", "SAME"]
 
 UP, DOWN, SAME = "#1a9850", "#d73027", "#9e9e9e"  # moved up / moved down / stayed (green, red, grey)
 KEPT, DROPPED = "#2b6cb0", "#b0bec5"  # chunks that reached the prompt / the rest
@@ -234,26 +235,91 @@ def relevance_histogram(scores: Sequence[float] | np.ndarray, relevant_mask: Seq
 
 
 def metric_curve(frame: "pd.DataFrame", x: str, y: str, hue: str | None = None,
-                 ax: "Axes | None" = None) -> "Axes":
+                 ax: "Axes | None" = None, low: str | None = None, high: str | None = None) -> "Axes":
     """Return an Axes with `y` against `x` from a sweep's DataFrame, one line per `hue` value.
+
+    `low` and `high` name columns holding each point's confidence interval (e.g. from
+    `eval.paired.mean_ci`), drawn as error bars. The y-axis starts at 0 whenever every value is
+    at least 0 (a share, a count, a size), and a metric within 0..1 (recall, nDCG) gets its whole
+    scale, 0 to 1: a gap is drawn as big as it is, not as big as a cropped axis makes it look.
 
     >>> import pandas as pd
     >>> sweep = pd.DataFrame({"chunk size": [64, 128, 256] * 2, "nDCG@10": [.52, .58, .55, .6, .64, .61],
     ...                       "method": ["tokens"] * 3 + ["sentence"] * 3})
     >>> ax = metric_curve(sweep, "chunk size", "nDCG@10", hue="method")
-    >>> len(ax.lines)
+    >>> len(ax.lines), [float(v) for v in ax.get_ylim()]    # nDCG@10 on its whole scale
+    (2, [0.0, 1.0])
+    >>> sweep["low"], sweep["high"] = sweep["nDCG@10"] - 0.1, sweep["nDCG@10"] + 0.1
+    >>> len(metric_curve(sweep, "chunk size", "nDCG@10", hue="method", low="low", high="high").containers)
     2
     """
-    missing = [c for c in (x, y, hue) if c is not None and c not in frame.columns]
+    if (low is None) != (high is None):
+        raise ValueError("give both low and high (the interval's two ends), or neither")
+    missing = [c for c in (x, y, hue, low, high) if c is not None and c not in frame.columns]
     if missing:
         raise KeyError(f"no column {missing[0]!r} in the frame; it has {list(frame.columns)}")
     ax = _axes(ax, height=3.4)
     groups = [(None, frame)] if hue is None else list(frame.groupby(hue, sort=True))
     for name, part in groups:
         part = part.sort_values(x)
-        ax.plot(part[x], part[y], marker="o", label=None if hue is None else f"{name}")
+        label = None if hue is None else f"{name}"
+        if low is None:
+            ax.plot(part[x], part[y], marker="o", label=label)
+        else:
+            errors = np.vstack([part[y] - part[low], part[high] - part[y]]).clip(min=0)
+            ax.errorbar(part[x], part[y], yerr=errors, marker="o", capsize=3, label=label)
+    values = frame[[c for c in (y, low, high) if c is not None]].to_numpy(dtype=float)
+    if values.size and values.min() >= 0:
+        ax.set_ylim(0, 1 if values.max() <= 1 else None)
     ax.set(title=f"{y} by {x}" + (f" and {hue}" if hue else ""), xlabel=x, ylabel=y)
     ax.grid(alpha=0.3)
     if hue is not None:
         ax.legend(title=hue, fontsize="small")
+    return ax
+
+
+def per_question_change(before: "pd.Series | Sequence[float]", after: "pd.Series | Sequence[float]",
+                        ax: "Axes | None" = None, names: tuple[str, str] = ("before", "after"),
+                        metric: str = "score", tolerance: float = 1e-9) -> "Axes":
+    """Return an Axes with each question's change `after - before`, sorted: one bar per question.
+
+    Questions that got worse are red bars on the left, those that improved green bars on the right,
+    and the unchanged ones a grey band on the zero line between them, as wide as their number, so
+    none is hidden (as they are on a before/after scatter, piled up on its diagonal). The legend
+    and the title count each group. Two pandas Series are matched by question id.
+
+    >>> ax = per_question_change([0.5, 1.0, 0.2, 0.7], [1.0, 1.0, 0.0, 0.7], names=("dense", "reranked"))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['got worse (1)', 'unchanged (2)', 'improved (1)']
+    """
+    import pandas as pd
+
+    if isinstance(before, pd.Series) and isinstance(after, pd.Series):
+        if set(before.index) != set(after.index):
+            raise ValueError("before and after must score the same questions")
+        after = after.reindex(before.index)
+    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"before and after must be two 1-d series of one length, got {a.shape} and {b.shape}")
+    change = np.sort(b - a, kind="stable")
+    x = np.arange(change.size)
+    worse, better = change < -tolerance, change > tolerance
+    same = ~(worse | better)
+    ax = _axes(ax, height=3.4)
+    ax.bar(x[worse], change[worse], width=1.0, color=DOWN, label=f"got worse ({worse.sum()})")
+    if same.any():
+        ax.hlines(0, x[same][0] - 0.5, x[same][-1] + 0.5, color=SAME, linewidth=6,
+                  label=f"unchanged ({same.sum()})")
+        ax.annotate(f"{same.sum()} unchanged", (x[same].mean(), 0), xytext=(0, 8), textcoords="offset points",
+                    ha="center", fontsize="small", color="#616161")
+    ax.bar(x[better], change[better], width=1.0, color=UP, label=f"improved ({better.sum()})")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlim(-0.5, change.size - 0.5)
+    ax.set(title=f"{metric} per question, {names[1]} vs {names[0]}: {better.sum()} improved, "
+                 f"{same.sum()} unchanged, {worse.sum()} worse",
+           xlabel=f"{change.size} questions, sorted by change", ylabel=f"change in {metric}\n({names[1]} − {names[0]})")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: ("got worse", "unchanged", "improved").index(
+        labels[i].split(" (")[0]))  # left to right, as drawn
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", fontsize="small")
     return ax
