@@ -17,10 +17,10 @@ print(f"{len(chunks_128)} chunks ({len(set(texts_128))} different texts): {n_cac
       f"{n_new} to embed")
 
 # %% [markdown]
-# Only the 162 texts of sections short enough to come out the same at both limits are reused; every section
-# that was cut is cut elsewhere now, so each of its pieces is a new text. Re-running the whole chapter would
-# embed those 1,162 (the cell below estimates how long), so we embed **a slice**, the first 40 chunks, and
-# let the counters show the same split.
+# Only 162 texts come out identical at both limits; every other piece starts or ends somewhere new, and the
+# cache, keyed by the exact text, sees a new text. Re-running the whole chapter would embed those 1,162 (the
+# cell below estimates how long), so we embed **a slice**, the first 40 chunks, and let the counters show
+# the same split.
 
 # %%
 start = time.perf_counter()

@@ -26,6 +26,7 @@ print(f"{len(rechunked)} chunks: {second_update.embedded} embedded now, {second_
 
 # %%
 assert len(rechunked) == len(chunks) == 28 and changed == ["02-chunking.md#2"], changed
+assert next(c for c in rechunked if c.id == "02-chunking.md#2").section.endswith("Choosing a size")
 assert second_update.embedded == 1 and second_update.cached == 27
 
 # %% [markdown]
