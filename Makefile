@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 QUESTION ?= What does a reranker do?
+# Test processes (pytest-xdist). Whole files go to one worker (--dist loadfile): the notebook chapters
+# share a cache in order, as a learner does. `make test WORKERS=0` runs them all in one process.
+WORKERS ?= 2
 
 .PHONY: setup setup-dev demo test bench clean
 
@@ -30,7 +33,7 @@ demo: setup
 	$(BIN)/ragkit ask "$(QUESTION)"
 
 test: setup-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 bench: setup-dev
 	$(BIN)/python benchmarks/speed.py
