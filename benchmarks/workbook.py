@@ -21,6 +21,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from ragkit import config
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TARGET_SECONDS = 300
 
@@ -39,6 +41,8 @@ def main() -> int:
     args = parser.parse_args()
     paths = sorted(p for p in NOTEBOOKS.glob("*.ipynb") if not args.only or p.name[:2] in args.only)
     with tempfile.TemporaryDirectory(prefix="ragkit-workbook-") as scratch:
+        # The chat model stays where `ragkit warmup` put it (it lives under the cache folder by default).
+        os.environ["RAGKIT_MODELS_DIR"] = str(config.settings().models_dir)
         os.environ["RAGKIT_CACHE_DIR"] = str(Path(scratch) / "cache")  # kernels inherit it
         os.environ["TMPDIR"] = scratch
         times = {}
