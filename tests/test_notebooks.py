@@ -26,6 +26,9 @@ assert answer.citations, answer
 assert all(f"[{c.number}]" in answer.text and c.hit is result.kept[c.number - 1] for c in answer.citations)
 assert "05-reranking.md" in {c.hit.chunk.doc_id for c in answer.citations}
 assert 1 <= len(result.kept) <= 5 and all(h.score >= result.threshold for h in result.kept)  # "at most 5"
+assert reranked[0].chunk.doc_id == "05-reranking.md" and sum(h.score >= backend.rerank_threshold for h in reranked) <= 2
+assert hits[0].score - hits[9].score < 0.5 and reranked[0].score > 3 * reranked[2].score  # close cosines, one stand-out
+assert result.timings["generate"] > result.timings["retrieve"] + result.timings["rerank"]  # generation dominates
 assert answer.raw.strip() and answer.mode in ("generated", "checked", "extractive")  # both columns have text
 assert result.usage["generate"].cost is None  # "the local models report no price"
 assert offtopic.answer.text == ragkit.NOT_IN_CONTEXT and not offtopic.kept
