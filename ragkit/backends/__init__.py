@@ -17,7 +17,7 @@ ragkit: local backend (OPENROUTER_API_KEY and RAGKIT_BASE_URL are not set) ...
 from __future__ import annotations
 
 from .. import config
-from ..progress import in_notebook, notice
+from ..progress import notice
 from ..rerankers import kind
 from ..types import Backend
 from .local import LocalBackend

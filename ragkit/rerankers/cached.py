@@ -35,46 +35,32 @@ class CachedReranker:
 
     def prepare(self, pairs: Sequence[tuple[str, str]], progress: bool = True) -> None:
         """Make sure every pair's values are at hand: from the cache, else computed now (and stored)."""
-        if not self.cacheable:
-            return
-        keys = {PairCache.key(self.model, q, d): (q, d) for q, d in pairs}
-        found = self.cache.get(list(keys)) if self.cache is not None else {}
-        self.values.update(found)
-        missing = [pair for key, pair in keys.items() if key not in found]
-        self.reused += len(keys) - len(missing)
-        if not missing:
-            return
-        for batch in self.reranker.pair_values(missing, progress):
-            keyed = {PairCache.key(self.model, q, d): v for (q, d), v in batch.items()}
-            self.values.update(keyed)
-            self.computed += len(keyed)
-            if self.cache is not None:
-                self.cache.put(keyed)
+        if self.cacheable:
+            self.values.update(self._values(pairs, progress))
 
     def score_now(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """Return what `reranker.score(query, docs)` returns, reading and filling the cache on the way
-        (nothing is kept in memory: a server can call this for ever).
-
-        >>> from ragkit.rerankers import LocalReranker
-        >>> scorer = CachedReranker(LocalReranker(), PairCache(":memory:"))           # doctest: +SKIP
-        >>> docs = ["Cats eat fish.", "Stocks fell."]                                 # doctest: +SKIP
-        >>> bool((scorer.score_now("cats?", docs) == scorer.reranker.score("cats?", docs)).all())  # doctest: +SKIP
-        True
-        """
+        (nothing is kept in memory: a server can call this for ever)."""
         docs = list(docs)
         if not self.cacheable or not docs or self.cache is None:
             return np.asarray(self.reranker.score(query, docs), dtype=np.float64)
-        keys = {d: PairCache.key(self.model, query, d) for d in docs}
-        found = self.cache.get(list(dict.fromkeys(keys.values())))
-        missing = [(query, d) for d, key in keys.items() if key not in found]
+        found = self._values([(query, d) for d in dict.fromkeys(docs)], progress=False)
+        values = np.stack([found[PairCache.key(self.model, query, d)] for d in docs])
+        return self.reranker.from_pair_values(values, query, docs)
+
+    def _values(self, pairs: Sequence[tuple[str, str]], progress: bool) -> dict[bytes, np.ndarray]:
+        """Return {key: values} for the pairs: read from the cache, the missing ones computed and stored."""
+        keys = {PairCache.key(self.model, q, d): (q, d) for q, d in pairs}
+        found = self.cache.get(list(keys)) if self.cache is not None else {}
+        missing = [pair for key, pair in keys.items() if key not in found]
         self.reused += len(keys) - len(missing)
-        for batch in self.reranker.pair_values(missing) if missing else ():
+        for batch in self.reranker.pair_values(missing, progress) if missing else ():
             keyed = {PairCache.key(self.model, q, d): v for (q, d), v in batch.items()}
             found.update(keyed)
             self.computed += len(keyed)
-            self.cache.put(keyed)
-        values = np.stack([found[keys[d]] for d in docs])
-        return self.reranker.from_pair_values(values, query, docs)
+            if self.cache is not None:
+                self.cache.put(keyed)
+        return found
 
     def score(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """Return each doc's reranker score for `query` (pairs must have been prepared)."""
