@@ -23,7 +23,7 @@ LAYERS = [
     {"embedder", "headings", "chunking", "documents", "index", "index_files", "lexical", "hybrid", "cache",
      "rerankers"},                                         # the parts a learner has a word for
     {"backends", "stores"},                                # what talks to the outside
-    {"checks", "generate", "pipeline"},                    # the pipeline
+    {"checks", "generate", "pipeline", "techniques"},      # the pipeline, and techniques on it
     {"eval", "workbook", "cli"},                           # what is built on it
     {"__init__", "__main__"},                              # the package's face
 ]
