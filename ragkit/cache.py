@@ -14,6 +14,8 @@ never worth a crash, nor a wrong answer:
 
 - `EmbeddingCache`: (origin, model, text) -> float32 unit vector, and `embed(backend, texts)` that fills it.
 - `PairCache`: (reranker, query, passage) -> the reranker's per-pair numbers (`rerankers.cached`).
+- `ChatCache`: (origin, model, prompt) -> what a chat model wrote at temperature 0 and the tokens it
+  took (`techniques`: query rewrites, chunk contexts), so a measurement is paid for once.
 
 >>> cache = EmbeddingCache(tmp_path / "emb.sqlite")               # doctest: +SKIP
 >>> result = cache.embed(backend, ["some text"])                    # doctest: +SKIP
@@ -41,7 +43,7 @@ from .files import set_aside
 from .progress import progress_bar
 from .types import Backend, Usage, check_texts
 
-__all__ = ["CachedEmbeddings", "EmbeddingCache", "PairCache", "backend_origin", "open_sqlite", "text_key"]
+__all__ = ["CachedEmbeddings", "ChatCache", "EmbeddingCache", "PairCache", "backend_origin", "open_sqlite", "text_key"]
 
 LEGACY_SAMPLE = 32  # vectors an older cache holds, re-embedded to check it before it is trusted
 
@@ -382,3 +384,39 @@ class PairCache(_SQLiteCache):
         """Store values in one transaction."""
         self._write("INSERT OR REPLACE INTO pairs VALUES (?, ?)",
                     [(k, np.asarray(v, dtype=np.float64).tobytes()) for k, v in items.items()])
+
+
+CHAT_SCHEMA = ("CREATE TABLE IF NOT EXISTS chats (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+               "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL) WITHOUT ROWID")
+
+
+class ChatCache(_SQLiteCache):
+    """A SQLite file mapping (origin, model, prompt) to the text a chat model wrote and its token counts.
+
+    Only for calls at temperature 0, where the same prompt should give the same text: the first answer
+    is kept and served again, so a measurement repeated is the same measurement. The key is sha256 of
+    the three (`text_key`); the prompt is any string the caller builds (e.g. the messages as JSON).
+
+    >>> import tempfile
+    >>> cache = ChatCache(tempfile.mkdtemp() + "/chat.sqlite")
+    >>> cache.put("local", "smollm2", "Say OK.", "OK", 12, 2)
+    >>> cache.get("local", "smollm2", "Say OK."), cache.get("local", "other-model", "Say OK.")
+    (('OK', 12, 2), None)
+    """
+
+    table = "chats"
+
+    def __init__(self, path: str | Path | None = None):
+        self._open(Path(path) if path else config.settings().cache_dir / "chats.sqlite", CHAT_SCHEMA, "chat")
+
+    def get(self, origin: str, model: str, prompt: str) -> tuple[str, int, int] | None:
+        """Return (text, prompt tokens, completion tokens) written for this prompt, or None."""
+        rows = self._rows("SELECT text, prompt_tokens, completion_tokens FROM chats WHERE key IN ({})",
+                          [text_key(model, prompt, origin)])
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def put(self, origin: str, model: str, prompt: str, text: str, prompt_tokens: int = 0,
+            completion_tokens: int = 0) -> None:
+        """Store what the model wrote for this prompt (committed at once)."""
+        self._write("INSERT OR REPLACE INTO chats VALUES (?, ?, ?, ?)",
+                    [(text_key(model, prompt, origin), text, int(prompt_tokens), int(completion_tokens))])
