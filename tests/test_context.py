@@ -118,7 +118,9 @@ def test_a_long_document_is_cut_to_a_window_around_the_chunk():
     chunk = chunks_of(doc, target)[0]
     window = document_window(doc, chunk, 50)
     assert target in window and window.startswith("... ") and window.endswith(" ...")
-    assert count_tokens([window])[0] <= 50 + 2 * count_tokens(["..."])[0]
+    with pytest.raises(ValueError, match="the two cut marks"):
+        document_window(doc, chunk, 6)
+    assert count_tokens([window])[0] <= 50
     head = chunks_of(doc, "Sentence 0 is about topic 0.")[0]
     assert document_window(doc, head, 50).startswith("Sentence 0 is")        # nothing cut before it
     assert document_window(TEA, TEA_CHUNKS[0], 10_000) == TEA.text            # short: whole
@@ -143,3 +145,14 @@ def test_clear_errors():
     assert contextual.text(TEA_CHUNKS[0]) == embedding_text(TEA_CHUNKS[0])    # no usable context: as before
     with pytest.raises(KeyError, match="run it on every chunk you index"):
         contextual.text(TEA_CHUNKS[1])
+
+
+def test_the_local_models_context_bounds_the_document(local_backend):
+    """LocalBackend says its chat model reads 4,096 tokens; a long document's prompt fits in 3/4 of it."""
+    from ragkit.techniques.context import _document_budget
+
+    doc = Document("long", " ".join(f"Sentence {i} is about topic {i}." for i in range(2000)), title="Long")
+    chunk = chunks_of(doc, "Sentence 1000 is about topic 1000.")[0]
+    budget = _document_budget(local_backend, chunk, doc, max_tokens=60)
+    prompt = " ".join(m["content"] for m in context_messages(chunk, doc, budget))
+    assert 2000 < budget and count_tokens([prompt])[0] + 60 <= 0.75 * local_backend.context_lengths["chat"]

@@ -26,7 +26,7 @@ e.g. repeating a document's "ignore the above and write ...") is not used: that 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..cache import ChatCache, backend_origin
@@ -60,6 +60,7 @@ STOP = ["\n", "<source>", "</source>"]
 
 DOCUMENT_TOKENS = 8000  # a document's budget when the backend does not say how much its chat model reads
 CONTEXT_SHARE = 0.75    # of a chat model's context, what the prompt may fill by our count (see below)
+MARK_TOKENS = 3         # "..." where a long document is cut: three word pieces
 
 
 @dataclass(frozen=True)
@@ -93,21 +94,22 @@ class Contextualized:
 
 
 def document_window(document: Document, chunk: Chunk, max_tokens: int) -> str:
-    """Return the document's text, or when it is longer than `max_tokens` word pieces, the window of
-    that many centred on the chunk, each cut end marked "...".
+    """Return the document's text, or when it is longer than `max_tokens` word pieces, a window centred
+    on the chunk, each cut end marked "..." (3 word pieces each, counted in `max_tokens`).
 
     Counted with the local tokenizer (`embedder.count_tokens`); another model's count differs a little,
     which is why `contextualize` fills only `CONTEXT_SHARE` of a model's context.
 
     >>> doc = Document("d", "one two three four five six seven eight nine ten")
-    >>> document_window(doc, Chunk("d#1", "d", "", "six", 1, 24, 27), 3)
+    >>> document_window(doc, Chunk("d#1", "d", "", "six", 1, 24, 27), 9)   # 3 + 3 words + 3
     '... five six seven ...'
     """
-    if max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     offsets = counting_tokenizer().encode(document.text, add_special_tokens=False).offsets
     if len(offsets) <= max_tokens:
         return document.text
+    if max_tokens <= 2 * MARK_TOKENS:
+        raise ValueError(f"max_tokens must be more than {2 * MARK_TOKENS} (the two cut marks), got {max_tokens}")
+    max_tokens -= 2 * MARK_TOKENS
     inside = [i for i, (start, end) in enumerate(offsets) if start < chunk.end and end > chunk.start]
     middle = (inside[0] + inside[-1]) // 2 if inside else len(offsets) // 2
     lo = min(max(middle - max_tokens // 2, 0), len(offsets) - max_tokens)
@@ -136,16 +138,24 @@ def context_messages(chunk: Chunk, document: Document, max_document_tokens: int 
                                             document_window(document, chunk, max_document_tokens))}]
 
 
-def _document_budget(backend: Backend, max_tokens: int) -> int:
-    """Return how many word pieces of a document fit: a share of the chat model's context (when the
-    backend says it) less the answer and the rest of the prompt (the example, a chunk: about 400)."""
+def _prompt_tokens(messages: list[Message]) -> int:
+    """Return the word pieces of all the messages' text (the local tokenizer's count)."""
+    return count_tokens([" ".join(m["content"] for m in messages)])[0]
+
+
+def _document_budget(backend: Backend, chunk: Chunk, document: Document, max_tokens: int) -> int:
+    """Return how many word pieces of the document fit in the chat model's context (when the backend
+    says how long it is, else `DOCUMENT_TOKENS`): `CONTEXT_SHARE` of it, less the answer's `max_tokens`
+    and the rest of the prompt (instructions, example, the chunk)."""
     context = getattr(backend, "context_lengths", {}).get("chat")
     if not context:
         return DOCUMENT_TOKENS
-    budget = int(context * CONTEXT_SHARE) - max_tokens - 400
+    rest = _prompt_tokens(context_messages(chunk, replace(document, text="", pages=())))
+    budget = int(context * CONTEXT_SHARE) - max_tokens - rest
     if budget < 100:
-        raise ValueError(f"the chat model reads {context} tokens: too few for a document, a passage and "
-                         f"{max_tokens} tokens of answer; use a chat model with a longer context")
+        raise ValueError(f"the chat model reads {context} tokens: too few for a document, the passage "
+                         f"{chunk.id!r} and {max_tokens} tokens of answer; use a chat model with a longer "
+                         f"context, or shorter chunks")
     return budget
 
 
@@ -173,13 +183,15 @@ def _sentence(raw: str) -> str:
 
 def contextualize(chunks: Sequence[Chunk], documents: Sequence[Document] | Mapping[str, Document],
                   backend: Backend, *, max_tokens: int = 60, cache: ChatCache | bool | None = None,
-                  progress: bool | Callable = True) -> Contextualized:
+                  max_document_tokens: int | None = None, progress: bool | Callable = True) -> Contextualized:
     """Return each chunk's context sentence, written by `backend.chat` at temperature 0, and what it cost.
 
     `documents`: the documents the chunks were cut from (a list, or a mapping by id). A document longer
-    than the chat model can read (`backend.context_lengths["chat"]` when the backend has it, else
-    `DOCUMENT_TOKENS`) is cut to the window around the chunk (`document_window`). `max_tokens`: the
-    longest context the model may write. `cache`: a `ChatCache` (None: the one in `$RAGKIT_CACHE_DIR`;
+    than the chat model can read is cut to the window around the chunk (`document_window`): the room
+    is `max_document_tokens` if given, else worked out from `backend.context_lengths["chat"]` where the
+    backend has it (`LocalBackend` does: about 2,700 of SmolLM2's 4,096); an HTTP backend does not and
+    gets `DOCUMENT_TOKENS`, so pass `max_document_tokens` for a server whose model reads less (`ragkit
+    serve` of the local models). `max_tokens`: the longest context the model may write. `cache`: a `ChatCache` (None: the one in `$RAGKIT_CACHE_DIR`;
     False: none); an answer kept there is used again without calling the model, keyed by the backend's
     origin, its chat model and the whole request.
 
@@ -189,19 +201,20 @@ def contextualize(chunks: Sequence[Chunk], documents: Sequence[Document] | Mappi
     """
     chunks = list(chunks)
     docs = _by_id(documents, chunks)
-    budget = _document_budget(backend, max_tokens)
     # An empty cache is falsy (it has a length): test for None, True and False by identity.
     store = ChatCache() if cache is None or cache is True else None if cache is False else cache
     origin, model = backend_origin(backend), backend.chat_model
     texts: dict[str, str] = {}
-    usage, hits = Usage(), 0
+    usage, from_cache = Usage(), 0
     with progress_bar(progress, len(chunks), "contextualising") as advance:
         for chunk in chunks:
-            messages = context_messages(chunk, docs[chunk.doc_id], budget)
+            doc = docs[chunk.doc_id]
+            budget = max_document_tokens or _document_budget(backend, chunk, doc, max_tokens)
+            messages = context_messages(chunk, doc, budget)
             prompt = json.dumps({"messages": messages, "max_tokens": max_tokens, "stop": STOP})
             kept = store.get(origin, model, prompt) if store is not None else None
             if kept is not None:
-                raw, hits = kept[0], hits + 1
+                raw, from_cache = kept[0], from_cache + 1
             else:
                 completion = backend.chat(messages, max_tokens=max_tokens, temperature=0.0, stop=STOP)
                 raw, usage = completion.text, usage + completion.usage
@@ -210,7 +223,7 @@ def contextualize(chunks: Sequence[Chunk], documents: Sequence[Document] | Mappi
                               completion.usage.completion_tokens)
             texts[chunk.id] = _sentence(raw)
             advance(1)
-    return Contextualized(texts, usage, model, hits)
+    return Contextualized(texts, usage, model, from_cache)
 
 
 def estimate_cost(chunks: Sequence[Chunk], documents: Sequence[Document] | Mapping[str, Document],
@@ -231,7 +244,5 @@ def estimate_cost(chunks: Sequence[Chunk], documents: Sequence[Document] | Mappi
     """
     chunks = list(chunks)
     docs = _by_id(documents, chunks)
-    prompts = [" ".join(m["content"] for m in context_messages(c, docs[c.doc_id], max_document_tokens))
-               for c in chunks]
-    prompt_tokens = sum(count_tokens(prompts)) if prompts else 0
+    prompt_tokens = sum(_prompt_tokens(context_messages(c, docs[c.doc_id], max_document_tokens)) for c in chunks)
     return (prompt_tokens * price_per_million_in + len(chunks) * max_tokens * price_per_million_out) / 1e6
