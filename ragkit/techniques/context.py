@@ -193,7 +193,8 @@ def contextualize(chunks: Sequence[Chunk], documents: Sequence[Document] | Mappi
     gets `DOCUMENT_TOKENS`, so pass `max_document_tokens` for a server whose model reads less (`ragkit
     serve` of the local models). `max_tokens`: the longest context the model may write. `cache`: a `ChatCache` (None: the one in `$RAGKIT_CACHE_DIR`;
     False: none); an answer kept there is used again without calling the model, keyed by the backend's
-    origin, its chat model and the whole request.
+    origin, its chat model and the whole request. Each answer is stored as it arrives, so a run that
+    stops half way (a network error, Ctrl-C) resumes where it stopped.
 
     >>> contextual = contextualize(chunks, documents, ragkit.backend())     # doctest: +SKIP
     >>> contextual.usage.requests, contextual.texts["tea#2"]                # doctest: +SKIP

@@ -104,7 +104,8 @@ def near_duplicates(vectors: np.ndarray | None, threshold: float = 0.95,
     stays. Only kept rows count: in a chain a ~ b ~ c where a and c are not alike, b goes and c stays,
     so what is kept holds no pair at or above the threshold. `vectors=None` with `texts`: text alone.
 
-    One matrix product finds every close pair; the walk down the rows is one vector step per row.
+    One matrix product finds every close pair; the walk down the rows is one vector step per row. The
+    n x n matrix suits a ranked list (tens to hundreds of rows), not a whole corpus.
 
     >>> chain = np.array([[1.0, 0.0], [0.866, 0.5], [0.5, 0.866]])   # 0, 30 and 60 degrees: cos 0.866, 0.866, 0.5
     >>> near_duplicates(chain, threshold=0.85)                       # b goes with a; c is like b only: kept
