@@ -30,7 +30,8 @@ from .chunking import DEFAULT_MAX_TOKENS, chunk_documents
 from .documents import load_documents
 from .errors import DatasetError, DownloadFailed, IndexFileError, RagkitError
 from .eval.beir import BEIR_MD5
-from .eval.benchmark import benchmark_beir, parse_configs
+from .eval.benchmark import benchmark, benchmark_beir
+from .eval.results import format_techniques, techniques_table
 from .index_files import folder_state, writing
 from .pipeline import ask
 from .stores import MemoryStore, describe, open_store, redact, sync
@@ -153,21 +154,39 @@ def _refuse_empty(args, index) -> None:
 
 
 def cmd_eval(args) -> int:
+    from .eval import techniques as tq
+
     where = Path(args.dataset)
-    if not where.exists() and args.dataset not in BEIR_MD5:
+    packaged = args.dataset in tq.PACKAGED_SETS
+    if not packaged and not where.exists() and args.dataset not in BEIR_MD5:
         print(f"ragkit: eval: no dataset folder at {where} (working directory: {Path.cwd()}); pass a BEIR "
-              f"folder (corpus.jsonl, queries.jsonl, qrels/) or a BEIR name such as 'scifact'", file=sys.stderr)
+              f"folder (corpus.jsonl, queries.jsonl, qrels/), a BEIR name such as 'scifact', or "
+              f"{' or '.join(tq.PACKAGED_SETS)}", file=sys.stderr)
         return 1
     try:
-        report = benchmark_beir(args.dataset, split=args.split, configs=parse_configs(args.configs),
-                                rerank_top=args.k)
-        paths = report.write_runs(args.run_dir) if args.run_dir else []
+        configs, techniques = tq.split_configs(args.configs)
+        labelled = tq.labelled_set(args.dataset, args.split) if packaged or techniques else None
+        report = None
+        if configs:
+            report = (benchmark(labelled.chunks, labelled.queries, labelled.qrels, configs, name=labelled.name,
+                                rerank_top=args.k) if labelled is not None else
+                      benchmark_beir(args.dataset, split=args.split, configs=configs, rerank_top=args.k))
+        paths = report.write_runs(args.run_dir) if args.run_dir and report is not None else []
+        measured = tq.measure(labelled, techniques, progress=True) if techniques else None
     except (DatasetError, DownloadFailed, FileNotFoundError, ValueError) as exc:
         print(f"ragkit: eval: {exc}", file=sys.stderr)
         return 1
     if paths:
         print(f"ragkit: wrote {len(paths)} run files (top 100 per query) to {args.run_dir}", file=sys.stderr)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report)
+    if args.json:
+        out = {"configs": report.to_json() if report is not None else [],
+               "techniques": techniques_table({labelled.name: measured}).to_dict("records") if measured else []}
+        print(json.dumps(out if measured else out["configs"], indent=2, default=float))
+        return 0
+    if report is not None:
+        print(report)
+    if measured:
+        print(("\n" if report is not None else "") + format_techniques(labelled.name, measured))
     return 0
 
 
@@ -303,11 +322,13 @@ def parser() -> argparse.ArgumentParser:
     a.set_defaults(run=cmd_ask)
 
     e = sub.add_parser("eval", help="compare retrieval configurations on a BEIR dataset")
-    e.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or name")
+    e.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or name, "
+                   "or one of the packaged sets: python-reference, python-stdlib")
     e.add_argument("--split", default="test", help="which qrels/{split}.tsv to score (default test)")
     e.add_argument("--configs", default=None, help="comma-separated, from dense,bm25,hybrid,dense+rerank,"
-                   "bm25+rerank,hybrid+rerank,hybrid+rerank@30; FIRST+rerank@N reranks FIRST's top N "
-                   "(default: all)")
+                   "bm25+rerank,hybrid+rerank,hybrid+rerank@30; FIRST+rerank@N reranks FIRST's top N; and the "
+                   "techniques of chapter 8, each against dense+rerank: no-rerank,no-headers,small-to-big,dedupe,"
+                   "mmr,rerank-depth,multi-query,hyde,filter (or 'techniques' for all) (default: the configurations)")
     e.add_argument("--run-dir", type=Path, default=None, help="write one TREC run file per configuration here")
     e.add_argument("--json", action="store_true", help="print the table as a JSON list")
     e.add_argument("--k", type=int, default=20, help="candidates reranked per query (default 20, as ask)")

@@ -242,7 +242,7 @@ def _rerank(first: tuple[np.ndarray, np.ndarray], n: int, queries: list[str], te
     out_i = indices.copy()
     out_s = np.zeros(indices.shape)
     for row, (query, ranked) in enumerate(zip(queries, indices)):
-        candidates = ranked[:n]
+        candidates = ranked[:n][ranked[:n] >= 0]  # -1 pads a row that has fewer candidates
         s = scorer.score(query, [texts[i] for i in candidates])
         order = best_first(s)  # ties keep the first-stage order
         out_i[row, : len(s)] = candidates[order]
@@ -257,7 +257,8 @@ def _doc_run(qids: list[str], ranking: tuple[np.ndarray, np.ndarray], chunks: li
     for qid, row_i, row_s in zip(qids, *ranking):
         docs: dict[str, float] = {}
         for i, s in zip(row_i, row_s):
-            docs.setdefault(chunks[i].doc_id, float(s))
+            if i >= 0:  # -1 pads a row with fewer chunks
+                docs.setdefault(chunks[i].doc_id, float(s))
         run[qid] = docs
     return run
 

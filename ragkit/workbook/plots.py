@@ -10,6 +10,7 @@ returns the Axes (a pair of Axes for `score_distributions`, whose two scores liv
 - `relevance_histogram(scores, relevant_mask)`: do relevant chunks score higher than the rest?
 - `metric_curve(frame, x, y, hue)`: how does a metric change as one knob turns (and how sure is it)?
 - `per_question_change(before, after)`: on how many questions did a change help, hurt, do nothing?
+- `technique_effects(table)`: which techniques moved a metric, by how much, and how sure is it, per set?
 
 >>> from ragkit.workbook.plots import rank_movement
 >>> ax = rank_movement(ragkit.ask("What does a reranker do?", index, backend, answer=False))  # doctest: +SKIP
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # matplotlib and pandas load only when a plot is drawn
     from ..types import Hit
 
 __all__ = ["score_distributions", "rank_movement", "relevance_histogram", "metric_curve", "per_question_change",
+           "technique_effects",
            "short_title", "UP", "DOWN", "SAME"]
 
 UP, DOWN, SAME = "#1a9850", "#d73027", "#9e9e9e"  # moved up / moved down / stayed (green, red, grey)
@@ -323,3 +325,43 @@ def per_question_change(before: "pd.Series | Sequence[float]", after: "pd.Series
         labels[i].split(" (")[0]))  # left to right, as drawn
     ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", fontsize="small")
     return ax
+
+
+def technique_effects(table: "pd.DataFrame", axes: "Sequence[Axes] | None" = None,
+                      metric: str = "nDCG@10") -> "Sequence[Axes]":
+    """Return one Axes per set: each technique's paired difference from the base, with its 95% interval.
+
+    `table` is `ragkit.eval.results.techniques_table(...)` (columns set, technique, difference, low,
+    high). A bar whose whole interval lies right of zero helped (green), left of it hurt (red); one that
+    crosses zero is grey: on these questions it cannot be told from the base. Techniques are in the
+    table's order, the same on every panel; a technique a set does not run leaves its row empty.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"set": ["a", "a"], "technique": ["x", "y"], "difference": [0.05, -0.01],
+    ...                   "low": [0.01, -0.03], "high": [0.09, 0.01]})
+    >>> [line.get_color() for line in technique_effects(t)[0].lines[0:4:2]]   # the two intervals
+    ['#1a9850', '#9e9e9e']
+    """
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(table["set"]))
+    names = list(dict.fromkeys(table["technique"]))
+    if axes is None:
+        _, axes = plt.subplots(1, len(sets), figsize=(WIDTH * 1.3, 0.4 * len(names) + 1.4), sharey=True,
+                               squeeze=False)
+        axes = list(axes[0])
+    for ax, name in zip(axes, sets):
+        rows = table[table["set"] == name].set_index("technique")
+        for y, technique in enumerate(names):
+            if technique not in rows.index:
+                continue
+            r = rows.loc[technique]
+            color = UP if r["low"] > 0 else DOWN if r["high"] < 0 else SAME
+            ax.plot([r["low"], r["high"]], [y, y], color=color, linewidth=2.5, solid_capstyle="butt")
+            ax.plot([r["difference"]], [y], "o", color=color, markersize=5)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set(title=name, xlabel=f"{metric} minus the base's")
+        ax.grid(axis="x", alpha=0.3)
+    return axes
