@@ -34,7 +34,8 @@ def sentence_windows(parents: Sequence[Chunk], size: int = WINDOW) -> tuple[list
 
     A child keeps its parent's document, title, section, source and page, so it is embedded under the
     same header (`index.embedding_text`); its id is the parent's plus "~n". A parent with no sentences
-    of prose (a heading alone) gets one child: its own text.
+    of prose (a heading alone) gets one child: its own text. A child's `start`/`end` are its parent's
+    span (its text is the window's sentences, whitespace collapsed): cite the parent, not the child.
     """
     if size < 1:
         raise ValueError(f"a window holds at least 1 sentence, got size={size}")
