@@ -52,7 +52,7 @@ from ..techniques.rewriting import hyde_vectors, hypothetical_answer, paraphrase
 from ..techniques.windows import sentence_windows
 from ..types import Chunk, Embeddings, Usage
 from ..vectors import top_k
-from .benchmark import DEFAULT_CONFIG, _doc_run, _embed_corpus, _rerank, parse_configs, rerank_depth
+from .benchmark import DEFAULT_CONFIG, _doc_run, _embed_corpus, _embed_queries, _rerank, parse_configs, rerank_depth
 from .datasets import STDLIB_MODULES, load_questions, python_docstrings, python_reference, questions_as_qrels
 from .metrics import evaluate
 from .paired import PairedResult, paired_test
@@ -224,8 +224,7 @@ class _Bench:
         self.scorer = CachedReranker(getattr(self.backend, "reranker", None) or LocalReranker(), self.pairs)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        return np.vstack([self.index.check_query(self.backend.embed(texts[s : s + 64]))
-                          for s in range(0, len(texts), 64)])
+        return _embed_queries(self.backend, self.index, texts)
 
     def vector_index(self, key: str, texts: list[str], chunks: list[Chunk] | None = None) -> VectorIndex:
         if key not in self.built:  # the model's "longer than it reads" warnings gathered into one line
