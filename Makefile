@@ -33,7 +33,7 @@ demo: setup
 	$(BIN)/ragkit ask "$(QUESTION)"
 
 test: setup-dev
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --durations=15
 
 bench: setup-dev
 	$(BIN)/python benchmarks/speed.py

