@@ -9,7 +9,7 @@ by cross-validation, is in its docstring); the model work goes through ragkit's 
 ($RAGKIT_CACHE_DIR), so a second run takes minutes. Printed: one table per set (nDCG@10, the paired
 difference from the base with its 95% bootstrap interval and randomisation p-value, recall@100, model calls
 and seconds per question). Written: `--out` (default benchmarks/results/techniques.json), every question's
-scores, which chapter 8 reads instead of measuring again; `tests/test_techniques.py` re-measures part of it.
+scores (what an earlier run with the same base measured is kept, what is measured now replaced), which chapter 8 reads instead of measuring again; `tests/test_techniques.py` re-measures part of it.
 
 The target (issue 17): a technique that lifts SciFact test to >= 0.75 nDCG@10 while losing no more than
 0.01 on either Python set becomes the default. The last lines say whether one does.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ragkit import config
 from ragkit.backends import LocalBackend
-from ragkit.eval.results import format_techniques, save_results, techniques_table
+from ragkit.eval.results import format_techniques, load_results, save_results, techniques_table
 from ragkit.eval.techniques import BASE, PACKAGED_SETS, TECHNIQUES, labelled_set, measure
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,11 +43,15 @@ def main() -> int:
     args = parser.parse_args()
     backend = LocalBackend()
     measured, seconds = {}, {}
+    if args.out.exists():  # measuring some techniques again keeps the others, if measured the same way
+        before = load_results(args.out)
+        if before.info.get("base") == args.base:
+            measured, seconds = dict(before.measured), dict(before.info.get("seconds", {}))
     for name in args.sets.split(","):
         start = time.perf_counter()
         labelled = labelled_set(SCIFACT if name == "scifact" else name)
-        measured[labelled.name] = measure(labelled, args.techniques.split(","), backend=backend, base=args.base,
-                                          progress=True)
+        now = measure(labelled, args.techniques.split(","), backend=backend, base=args.base, progress=True)
+        measured[labelled.name] = {**measured.get(labelled.name, {}), **now}  # techniques not run now are kept
         seconds[labelled.name] = round(time.perf_counter() - start, 1)
         print(format_techniques(labelled.name, measured[labelled.name]), "\n", flush=True)
         info = {"date": datetime.date.today().isoformat(), "ragkit": config.version(), "base": args.base,

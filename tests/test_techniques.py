@@ -54,6 +54,7 @@ def test_eval_cli_names_the_techniques_for_an_unknown_one():
     out = subprocess.run([sys.executable, "-m", "ragkit", "eval", "--dataset", "python-stdlib", "--configs",
                           "nonsense"], capture_output=True, text=True)
     assert out.returncode == 1 and "ragkit: eval:" in out.stderr and "choose from" in out.stderr
+    assert "small-to-big" in out.stderr and "'techniques' for all" in out.stderr
 
 
 def test_eval_cli_runs_a_configuration_on_a_packaged_set():

@@ -58,7 +58,8 @@ from .metrics import evaluate
 from .paired import PairedResult, paired_test
 
 __all__ = ["BASE", "DEPTHS", "DUPLICATE", "LAMBDAS", "PACKAGED_SETS", "REWRITE_SAMPLE", "TECHNIQUES", "LabelledSet",
-           "Measured", "cross_validated", "labelled_set", "labelled_sets", "measure", "rewrite_sample", "split_configs"]
+           "Measured", "cross_validated", "duplicates_last", "labelled_set", "labelled_sets", "measure",
+           "rewrite_sample", "split_configs"]
 
 TECHNIQUES = ("no-rerank", "no-headers", "small-to-big", "dedupe", "mmr", "rerank-depth", "multi-query", "hyde",
               "filter")
@@ -125,7 +126,11 @@ def split_configs(spec: str | None) -> tuple[list[str], list[str]]:
     if "techniques" in names:
         techniques = list(dict.fromkeys([*techniques, *TECHNIQUES]))
     rest = [n for n in names if n not in TECHNIQUES and n != "techniques"]
-    return (parse_configs(rest) if rest or not techniques else []), techniques
+    try:
+        configs = parse_configs(rest) if rest or not techniques else []
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or a technique of chapter 8: {','.join(TECHNIQUES)} ('techniques' for all)") from None
+    return configs, techniques
 
 
 def rewrite_sample(qids: Sequence[str], n: int = REWRITE_SAMPLE, seed: int = 0) -> list[str]:
@@ -299,17 +304,31 @@ def _small_to_big(b: _Bench, rows: np.ndarray):
     return b.finish(dense, rows), _calls(b), Usage(), f"{len(children):,} windows of up to 3 sentences"
 
 
+def duplicates_last(row: np.ndarray, vectors: np.ndarray, n: int, threshold: float = DUPLICATE) -> tuple[np.ndarray, int]:
+    """Return (the ranked row with the near-duplicates among its first `n` moved to its end, how many moved).
+
+    `row`: chunk positions best first (-1 pads the end); `vectors`: the index's unit vectors. The
+    candidates after the window move up into it, so the reranker reads `n` distinct texts.
+
+    >>> vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])   # 0 and 1 are the same text
+    >>> duplicates_last(np.array([0, 1, 2, 3]), vectors, n=2)
+    (array([0, 2, 3, 1]), 1)
+    """
+    head, tail = row[:n], row[n:]
+    window = head[head >= 0]
+    gone = near_duplicates(vectors[window], threshold)
+    return np.r_[window[~gone], tail, window[gone], head[head < 0]].astype(row.dtype), int(gone.sum())
+
+
 def _dedupe(b: _Bench, rows: np.ndarray):
     dropped = []
 
     def drop(first):
         out = first[0].copy()
         for r, row in enumerate(first[0]):
-            window = row[: b.n or 10]
-            gone = near_duplicates(b.index.vectors[window], DUPLICATE)
-            out[r, : len(window)] = np.r_[window[~gone], window[gone]]  # duplicates move past the window
-            dropped.append(int(gone.sum()))
-        return out, first[1]
+            out[r], gone = duplicates_last(row, b.index.vectors, b.n or 10)
+            dropped.append(gone)
+        return out, first[1]  # scores stay by position: the reranker rescores the window, the rest is order only
 
     ranking = b.finish(b.dense(b.index, b.qvec[rows]), rows, pre=drop)
     return ranking, _calls(b), Usage(), f"{np.mean(dropped):.2f} candidates dropped per question"
