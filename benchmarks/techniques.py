@@ -9,7 +9,8 @@ by cross-validation, is in its docstring); the model work goes through ragkit's 
 ($RAGKIT_CACHE_DIR), so a second run takes minutes. Printed: one table per set (nDCG@10, the paired
 difference from the base with its 95% bootstrap interval and randomisation p-value, recall@100, model calls
 and seconds per question). Written: `--out` (default benchmarks/results/techniques.json), every question's
-scores (what an earlier run with the same base measured is kept, what is measured now replaced), which chapter 8 reads instead of measuring again; `tests/test_techniques.py` re-measures part of it.
+scores (what an earlier run with the same base measured is kept, what is measured now replaced), which
+chapter 8 reads instead of measuring again; `tests/test_techniques.py` checks the saved file.
 
 The target (issue 17): a technique that lifts SciFact test to >= 0.75 nDCG@10 while losing no more than
 0.01 on either Python set becomes the default. The last lines say whether one does.

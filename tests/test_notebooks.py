@@ -286,6 +286,54 @@ assert sum(c.doc_id == "05-reranking.md" for c in reloaded.chunks) == 4  # "one 
 assert "api_key=<set>" in repr(OpenRouterBackend(api_key="sk-or-not-a-real-key")) and "not-a-real" not in repr(
     OpenRouterBackend(api_key="sk-or-not-a-real-key"))  # the key never shows
 """,
+    "08-techniques.ipynb": """
+assert list(results.measured) == ["python-stdlib", "python-reference", "scifact"]
+assert set(table["technique"]) == set(TECHNIQUES)
+assert results.info["base"] == BASE and len(results.measured["python-reference"]["base"].scores) == 184
+assert ((table["low"] <= table["difference"]) & (table["difference"] <= table["high"])).all()
+assert (measured("no-rerank")["high"] < 0).all()  # reranking pays on every set, intervals exclude 0
+assert ((change > 0).sum(), (change == 0).sum(), (change < 0).sum()) == (50, 112, 22)  # the figure's counts
+assert (change > 0).sum() > 2 * (change < 0).sum() and 0.11 < (change < 0).mean() < 0.13  # "one in eight"
+depth = measured("rerank-depth")
+assert ((depth["low"] < 0) & (depth["high"] > 0)).all()  # "within noise everywhere"
+assert round(float(headed[0] @ headed[1]), 3) == 0.956 and round(float(alone[0] @ alone[1]), 3) == 1.0
+heads = measured("no-headers")
+assert heads.loc["python-stdlib", "high"] < 0 and round(heads.loc["python-stdlib", "difference"], 2) == -0.08
+assert heads.loc["python-reference", "low"] < 0 < heads.loc["python-reference", "high"]
+assert table.loc[table["difference"].idxmin(), ["set", "technique"]].tolist() == ["python-stdlib", "no-headers"]
+assert 0.4 < dollars < 0.6 and contextual.model == backend.chat_model and set(contextual.texts) == {"pass#0"}
+assert contextual.text(pass_chunk).endswith(ragkit.index.embedding_text(pass_chunk))
+assert (len(loops), len(children)) == (7, 11)
+assert by_parent["chunk"].tolist()[2] == "break#0" and by_window["chunk"].iloc[0] == "break#0"  # third to first
+s2b = measured("small-to-big")  # the one clear gain, on SciFact only
+assert s2b.loc["scifact", "low"] > 0 and round(s2b.loc["scifact", "difference"], 2) == 0.02
+assert s2b.loc["scifact", "recall difference"] > 0 and (s2b.drop("scifact")["difference"].round(3) == -0.009).all()
+assert heads.loc["scifact", "high"] < 0 and round(heads.loc["scifact", "difference"], 2) == -0.02
+assert dropped[0] == "compound#7" and "compound#7" not in kept and "for#1" in kept
+assert [h.chunk.id for h in diverse][:2] == ["break#0", "compound#7"] and len(diverse) == 5
+assert all("0.9 in 5 folds" in note for note in measured("mmr")["note"])  # lambda 0.9, every fold
+assert measured("dedupe").loc["python-reference", "high"] < 0  # "hurts python-reference"
+assert {frozenset(reference_set.qrels[qid]) for qid in lost.index} == {
+    frozenset({"while", "compound"}), frozenset({"for", "compound"}), frozenset({"augassign", "assignment"})}
+assert all(t.strip() for t in wordings.texts) and passage.texts and len(hyde) == 20
+stdlib_rewrites = rewriting[rewriting["set"] == "python-stdlib"]
+assert (stdlib_rewrites["high"] < 0).all() and rewriting["chat tokens"].between(125, 150).all()
+assert rewriting.set_index(["set", "technique"]).loc[("scifact", "hyde"), "high"] < 0
+assert rewriting.groupby("set")["difference"].max().max() < 0  # rewriting loses on every set
+assert (moved < 0).sum() == 4 and (moved > 0).sum() == 2 and (moved[moved < 0] < -0.9).all()
+assert measured("filter").iloc[0]["note"] == "41 of 105 questions name a module"
+assert {h.chunk.doc_id for h in store.search(q, k=5, where={"doc_id": ["for", "while"]})} <= {"for", "while"}
+assert list(wide.columns) == list(results.measured) and wide.loc["filter", "python-reference"] == "(not run)"
+assert len(axes) == len(results.measured) and all(ax.lines for ax in axes)
+assert table.loc[table["low"] > 0, ["set", "technique"]].values.tolist() == [["scifact", "small-to-big"]]  # one green bar
+assert not bar["meets the bar"].any() and bar["SciFact nDCG@10"].max() < 0.75  # "none does"
+assert round(bar.loc[bar["base"] == BASE, "SciFact nDCG@10"].max(), 3) == 0.737
+assert bar.loc[bar["base"] == BASE, "SciFact nDCG@10"].idxmax() == "small-to-big"
+hybrid_s2b = on_hybrid.measured["scifact"]["small-to-big"].paired(on_hybrid.measured["scifact"]["base"])
+assert round(on_hybrid.measured["scifact"]["base"].scores["ndcg@10"].mean(), 3) == 0.744 and hybrid_s2b.ci_low < 0 < hybrid_s2b.ci_high
+assert round(bar.loc[bar["base"] == "hybrid+rerank@30", "SciFact nDCG@10"].iloc[0], 3) == 0.739
+assert {t for t in TECHNIQUES if (table.loc[table["technique"] == t, "high"] < 0).sum() >= 2} >= {"no-rerank", "no-headers"}
+""",
     "09-your-documents.ipynb": """
 assert [d.id for d in docs] == ["report.pdf", "rules.md", "visit.html"] and len(docs[0].pages) == 3
 assert any("scan.pdf has no text layer" in w for w in skipped)
@@ -303,6 +351,8 @@ SHOWN = {
     "00-quickstart.ipynb": ["ragkit: local models, offline", "What the model wrote", "What ragkit answers",
                             "kept "],
     "04-generation.ipynb": ["mode: generated\nkept: The pass statement is a placeholder", "checked: "],
+    "08-techniques.ipynb": ["improved 50, unchanged 112, got worse 22", "7 parents cut into 11 windows",
+                            "dropped as near-duplicates: ['compound#7'"],
 }
 
 

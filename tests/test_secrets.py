@@ -2,7 +2,9 @@
 
 The notebooks run against `ragkit serve` on loopback with fake keys in the environment (so the
 HTTP backend is the one in use and really sends a key), then every output, every file the run
-wrote and the server's log are searched for the keys.
+wrote and the server's log are searched for the keys. The chapters share one cache, in order, as a
+learner's do (so a chapter does not embed again over HTTP what an earlier one did); it is searched
+after every chapter too.
 """
 from __future__ import annotations
 
@@ -38,13 +40,20 @@ def server(local_backend):
     srv.shutdown()
 
 
+@pytest.fixture(scope="module")
+def http_cache(tmp_path_factory):
+    """One cache folder for all the chapters run over HTTP."""
+    return tmp_path_factory.mktemp("http-cache")
+
+
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, tmp_path, scratch_tmpdir, monkeypatch):
+def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, http_cache, tmp_path, scratch_tmpdir,
+                                                        monkeypatch):
     srv, log = server
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
     monkeypatch.setenv("RAGKIT_API_KEY", SERVER_KEY)
     monkeypatch.setenv("RAGKIT_BASE_URL", srv.base_url)
-    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(http_cache))
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("print(repr(backend), backend.describe())"))
     NotebookClient(nb, timeout=900, kernel_name="python3",
@@ -53,6 +62,7 @@ def test_notebook_over_http_with_keys_set_leaks_nothing(path, server, tmp_path, 
     assert "OpenAI-compatible server at 127.0.0.1" in outputs  # the HTTP backend really ran
     assert OPENROUTER_KEY not in outputs and SERVER_KEY not in outputs
     assert files_containing(tmp_path, [OPENROUTER_KEY, SERVER_KEY]) == []
+    assert files_containing(http_cache, [OPENROUTER_KEY, SERVER_KEY]) == []
     assert files_containing(scratch_tmpdir, [OPENROUTER_KEY, SERVER_KEY]) == []
     assert OPENROUTER_KEY not in log.getvalue() and SERVER_KEY not in log.getvalue()
 

@@ -45,7 +45,7 @@ def test_results_round_trip(tmp_path):
 
 def test_saved_measurement_says_what_each_technique_did():
     table = load_results(Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "techniques.json").table()
-    assert {"python-reference", "python-stdlib"} <= set(table["set"])
+    assert set(table["set"]) == {"python-reference", "python-stdlib", "scifact"}
     assert set(table["technique"]) <= set(TECHNIQUES)
     assert ((table["low"] <= table["difference"]) & (table["difference"] <= table["high"])).all()
 

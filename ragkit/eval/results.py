@@ -2,7 +2,7 @@
 
 Chapter 8 reads what `benchmarks/techniques.py` measured (minutes of model work) instead of running
 it again: the file holds every question's scores, so the table, the intervals and the figure are
-computed from it in the chapter, and a test checks that a part of it still comes out the same.
+computed from it in the chapter (`tests/test_notebooks.py` checks what the chapter says of it).
 
 >>> from ragkit.types import Usage
 >>> base = Measured("base", pd.DataFrame({"ndcg@10": [0.5, 1.0], "recall@100": [1.0, 1.0]}, index=["q1", "q2"]),
