@@ -304,7 +304,8 @@ def _small_to_big(b: _Bench, rows: np.ndarray):
     return b.finish(dense, rows), _calls(b), Usage(), f"{len(children):,} windows of up to 3 sentences"
 
 
-def duplicates_last(row: np.ndarray, vectors: np.ndarray, n: int, threshold: float = DUPLICATE) -> tuple[np.ndarray, int]:
+def duplicates_last(row: np.ndarray, vectors: np.ndarray, n: int,
+                    threshold: float = DUPLICATE) -> tuple[np.ndarray, int]:
     """Return (the ranked row with the near-duplicates among its first `n` moved to its end, how many moved).
 
     `row`: chunk positions best first (-1 pads the end); `vectors`: the index's unit vectors. The

