@@ -267,6 +267,7 @@ def _make_chunks(doc: Document, spans, pieces: _Pieces, sections=None) -> list[C
             section=section,
             source=doc.source,
             n_tokens=n,
+            date=doc.date,
         )
         for i, ((s, e), section, n) in enumerate(zip(spans, sections, counts))
     ]

@@ -34,7 +34,7 @@ from .eval.benchmark import benchmark, benchmark_beir
 from .eval.results import format_techniques, techniques_table
 from .index_files import folder_state, writing
 from .pipeline import ask
-from .stores import MemoryStore, describe, open_store, redact, sync
+from .stores import FILTER_FIELDS, MemoryStore, check_where, describe, open_store, redact, sync
 
 STORE_HELP = ("where the index lives: a folder, postgresql://..., milvus://file.db or http://milvus-host:19530 "
               "(default: $RAGKIT_STORE, else --index)")
@@ -89,7 +89,31 @@ def cmd_index(args) -> int:
     return 0
 
 
+def ask_filter(pairs: list[str], since: str | None = None, until: str | None = None) -> dict | None:
+    """Return the `where` filter of `ragkit ask --where FIELD=VALUE ... --since DAY --until DAY`:
+    values given for one field are alternatives; --since and --until bound the documents' dates.
+
+    >>> ask_filter(["source=a.md", "source=b.md"], since="2024-03")
+    {'source': ['a.md', 'b.md'], 'date': {'from': '2024-03'}}
+    """
+    where: dict = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--where {pair!r}: give FIELD=VALUE, e.g. --where source=faq.md or --where date=2024")
+        where.setdefault(name.strip(), []).append(value)
+    if len(where.get("date", [])) > 1 or ("date" in where and (since or until)):
+        raise ValueError("give the dates once: --where date=PERIOD, or --since and/or --until")
+    if "date" in where:
+        where["date"] = where["date"][0]
+    elif since or until:
+        where["date"] = {k: v for k, v in (("from", since), ("to", until)) if v}
+    check_where(where)  # a wrong field or date fails now, before any model loads
+    return where or None
+
+
 def cmd_ask(args) -> int:
+    where = ask_filter(args.where, args.since, args.until)
     # first: a store that is down, a damaged index or a wrong spec fails before models load
     index = open_store(args.store, existing=True) if args.store else open_store(args.index)
     empty = not len(index)
@@ -101,7 +125,7 @@ def cmd_ask(args) -> int:
               file=sys.stderr)
         index = build(_demo_paths(), index, "heading", DEFAULT_MAX_TOKENS, chosen)
     result = ask(args.question, index, chosen, k_retrieve=args.k, k_keep=args.keep,
-                 threshold=args.threshold, use_rerank=not args.no_rerank)
+                 threshold=args.threshold, use_rerank=not args.no_rerank, where=where)
     if args.json:
         print(json.dumps(result_json(result, chosen, not args.no_rerank), indent=2, ensure_ascii=False))
         return 0
@@ -110,7 +134,8 @@ def cmd_ask(args) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(f"  [{c.number}] {c.hit.chunk.label} ({c.hit.chunk.where}, chunk {c.hit.chunk.position})")
+            dated = f", {c.hit.chunk.date}" if c.hit.chunk.date else ""
+            print(f"  [{c.number}] {c.hit.chunk.label} ({c.hit.chunk.where}{dated}, chunk {c.hit.chunk.position})")
     if answer.notes:
         print(f"\nHow the answer was checked ({answer.mode}):")
         for note in answer.notes:
@@ -129,7 +154,8 @@ def result_json(result, backend, reranked: bool = True) -> dict:
     answer = result.answer
     dense = {h.chunk.id: h.score for h in result.retrieved}
     sources = [{"number": c.number, "file": Path(c.hit.chunk.source).name or c.hit.chunk.doc_id,
-                "page": c.hit.chunk.page or None, "section": c.hit.chunk.label, "chunk": c.hit.chunk.id,
+                "page": c.hit.chunk.page or None, "date": c.hit.chunk.date or None, "section": c.hit.chunk.label,
+                "chunk": c.hit.chunk.id,
                 "path": c.hit.chunk.source, "rerank_score": round(c.hit.score, 4) if reranked else None,
                 "dense_score": round(dense.get(c.hit.chunk.id, c.hit.score), 4)} for c in answer.citations]
     return {"question": result.question, "answer": answer.text, "mode": answer.mode, "notes": list(answer.notes),
@@ -317,8 +343,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--threshold", type=float, default=None,
                    help="minimum rerank score for a source to reach the model (default: the reranker's own)")
     a.add_argument("--no-rerank", action="store_true", help="use embedding order only")
+    a.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"search only chunks whose FIELD ({', '.join(FILTER_FIELDS)}) is VALUE, e.g. "
+                   "doc_id=guide/install.md (a file's path in the folder indexed); repeat for more values (any of "
+                   "them) or fields (all of them); date=2024, date=2024-05 or date=2024-05-01")
+    a.add_argument("--since", metavar="DAY", help="only documents dated on or after DAY (2024, 2024-05, 2024-05-01)")
+    a.add_argument("--until", metavar="DAY", help="only documents dated on or before DAY (2024-06 means to its end)")
     a.add_argument("--json", action="store_true", help="print one JSON object: answer, mode, notes, sources "
-                   "(file, page, section, scores), models, timings_ms, usage")
+                   "(file, page, date, section, scores), models, timings_ms, usage")
     a.set_defaults(run=cmd_ask)
 
     e = sub.add_parser("eval", help="compare retrieval configurations on a BEIR dataset")

@@ -7,6 +7,11 @@ of each page, read with pypdf; `Document.pages` says where each page starts, so 
 page). A file whose content does not match (a binary renamed .txt, a PDF without a text layer) is
 skipped with a warning naming it.
 
+Each document gets a date (`Document.date`, an ISO day), for filters such as `where={"date": "2024"}`:
+the one the file states about itself (Markdown's front matter `date:`, a reST `:date:` field, an HTML
+`<meta>` date such as `article:published_time`, a PDF's creation date), else the day the file was
+last modified.
+
 >>> from ragkit.config import packaged_data
 >>> docs = load_documents(packaged_data("demo"))
 >>> docs[0].id, docs[0].title
@@ -17,13 +22,16 @@ from __future__ import annotations
 import codecs
 import re
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from .dates import day
 from .headings import headings
 from .types import Document
 
-__all__ = ["HTML_SUFFIXES", "PDF_SUFFIXES", "SUFFIXES", "TEXT_SUFFIXES", "html_text", "load_documents", "looks_binary"]
+__all__ = ["HTML_SUFFIXES", "PDF_SUFFIXES", "SUFFIXES", "TEXT_SUFFIXES", "html_text", "load_documents", "looks_binary",
+           "text_date"]
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 HTML_SUFFIXES = (".html", ".htm")
@@ -97,9 +105,39 @@ def _load(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
         return _skip(path, "is not text (its first bytes hold NUL or other control bytes): a binary file?")
     text, problems = _read_text(path)
     if suffix in HTML_SUFFIXES:
-        title, text = html_text(text)
-        return Document(doc_id, text, title=title or _title(text), source=str(path)), problems
-    return Document(doc_id, text, title=_title(text), source=str(path)), problems
+        title, text, stated = _html(text)
+    else:
+        title, stated = "", text_date(text)
+    return Document(doc_id, text, title=title or _title(text), source=str(path),
+                    date=_dated(path, stated, problems)), problems
+
+
+def _dated(path: Path, stated: str, problems: list[str]) -> str:
+    """Return the date a file states (an ISO day), else the day it was last modified (local time).
+    A stated date that is not one is warned about, in `problems`."""
+    if stated:
+        try:
+            return day(stated)
+        except ValueError:
+            problems.append(f"{path} gives its date as {stated!r}, which is not a date (YYYY-MM-DD); "
+                            "using the day the file was last modified")
+    return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d")
+
+
+def text_date(text: str) -> str:
+    """Return the date a Markdown or reST text states about itself ("" if none): `date:` in the YAML
+    front matter at its top, or a `:date:` field in its first lines; as written, to be checked.
+
+    >>> text_date("---\\ntitle: Notes\\ndate: 2024-05-01\\n---\\n# Notes"), text_date(":date: 2023-11-30\\n")
+    ('2024-05-01', '2023-11-30')
+    """
+    lines = text.lstrip("\ufeff").splitlines()[:60]
+    if lines and lines[0].strip() == "---":
+        end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() in ("---", "...")), 0)
+        found = (re.match(r"date\s*:\s*(.+)", line) for line in lines[1:end])
+    else:
+        found = (re.match(r"\s*:date:\s*(.+)", line, re.IGNORECASE) for line in lines)
+    return next((m.group(1).strip().strip("'\"") for m in found if m), "")
 
 
 def _skip(path: Path, why: str) -> tuple[None, list[str]]:
@@ -174,10 +212,23 @@ def html_text(html: str) -> tuple[str, str]:
     ...           "<script>track()</script></main>")
     ('T', '# Guide\\n\\nRead this.')
     """
+    return _html(html)[:2]
+
+
+# <meta> names and properties that give a page's date, the first one found winning
+_DATE_META = ("article:published_time", "date", "dc.date", "dcterms.date", "dcterms.created", "dc.date.issued",
+              "article:modified_time", "dcterms.modified", "last-modified")
+
+
+def _html(html: str) -> tuple[str, str, str]:
+    """Return (title, main text, stated date) of an HTML page (see `html_text`)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    metas = {(m.get("name") or m.get("property") or "").lower(): m.get("content") or ""
+             for m in soup.find_all("meta")}
+    stated = next((metas[name].strip() for name in _DATE_META if metas.get(name, "").strip()), "")
     for tag in soup.find_all(_NOT_MAIN):
         tag.decompose()
     for tag in soup.find_all(lambda t: t.get("role") in _NOT_MAIN_ROLES or t.has_attr("hidden")
@@ -195,7 +246,7 @@ def html_text(html: str) -> tuple[str, str]:
             text = re.sub(r" ([.,;:!?)])", r"\1", text)
         if text:
             lines.append(f"{'#' * int(block.name[1])} {text}" if re.fullmatch(r"h[1-6]", block.name) else text)
-    return title, "\n\n".join(lines)
+    return title, "\n\n".join(lines), stated
 
 
 def _pdf(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
@@ -207,6 +258,7 @@ def _pdf(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
         reader = PdfReader(path)
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        stated = _pdf_date(reader.metadata)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         return _skip(path, f"could not be read as a PDF ({type(exc).__name__}: {exc})")
     if not any(pages):
@@ -221,4 +273,16 @@ def _pdf(doc_id: str, path: Path) -> tuple[Document | None, list[str]]:
         offset += len(text) + 2
     text = "\n\n".join(pages)
     return Document(doc_id, text, title=str(meta_title).strip() or _title(text), source=str(path),
-                    pages=tuple(starts)), problems
+                    pages=tuple(starts), date=_dated(path, stated, problems)), problems
+
+
+def _pdf_date(metadata) -> str:
+    """Return a PDF's creation (else modification) date from its metadata as an ISO day, or ""."""
+    for name in ("creation_date", "modification_date"):
+        try:
+            value = getattr(metadata, name, None) if metadata else None
+        except ValueError:  # a date pypdf cannot parse: try the next
+            continue
+        if value is not None:
+            return value.strftime("%Y-%m-%d")
+    return ""

@@ -84,7 +84,7 @@ def as_chunks(items: Sequence[Chunk | Document | str]) -> list[Chunk]:
             chunks.append(item)
         elif isinstance(item, Document):
             chunks.append(Chunk(f"{item.id}#0", item.id, item.title, item.text, 0, 0, len(item.text),
-                                source=item.source))
+                                source=item.source, date=item.date))
         elif isinstance(item, str):
             chunks.append(Chunk(f"doc{i}#0", f"doc{i}", "", item, 0, 0, len(item)))
         else:

@@ -17,7 +17,9 @@ from typing import Sequence
 
 from .errors import ModelNotFound
 from .generate import Answer, Citation, extractive_answer, generate
-from .index import embedding_text
+from .index import VectorIndex, embedding_text
+from .stores.base import check_where
+from .stores.memory import MemoryStore
 from .types import Backend, Hit, SearchIndex, Usage
 
 
@@ -64,11 +66,20 @@ class Result:
         return pd.DataFrame(rows).sort_values(["rerank_rank", "dense_rank"], na_position="last")
 
 
-def retrieve(question: str, index: SearchIndex, backend: Backend, k: int = 20) -> list[Hit]:
-    """Return the k chunks nearest to the question in embedding space (exact search)."""
+def retrieve(question: str, index: SearchIndex, backend: Backend, k: int = 20,
+             where: dict | None = None) -> list[Hit]:
+    """Return the k chunks nearest to the question in embedding space, among those matching `where`
+    (a store's metadata filter, e.g. `{"source": ["faq.md"], "date": {"from": "2024-01"}}`; a
+    `VectorIndex` is filtered as a `MemoryStore` is). The filter is checked before anything is embedded.
+    """
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty: ask something")
-    return index.search(backend.embed([question]), k=k)
+    if not where:
+        return index.search(backend.embed([question]), k=k)
+    check_where(where)
+    if isinstance(index, VectorIndex):
+        index = MemoryStore(index=index)
+    return index.search(backend.embed([question]), k=k, where=where)
 
 
 def rerank(question: str, hits: Sequence[Hit], backend: Backend, top_n: int | None = None) -> list[Hit]:
@@ -109,10 +120,12 @@ def generate_or_quote(question: str, hits: Sequence[Hit], backend: Backend) -> A
 
 
 def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int = 20, k_keep: int = 5,
-        threshold: float | None = None, use_rerank: bool = True, answer: bool = True) -> Result:
+        threshold: float | None = None, use_rerank: bool = True, answer: bool = True,
+        where: dict | None = None) -> Result:
     """Return the answer to `question` and every stage's candidates, scores, timings and usage.
 
-    `k_retrieve` candidates come from the index; the reranker reorders them (`use_rerank=False`
+    `k_retrieve` candidates come from the index (only chunks matching `where`, when given: see
+    `retrieve`); the reranker reorders them (`use_rerank=False`
     keeps embedding order); the best `k_keep` whose score is at least `threshold` go to the model.
     `threshold=None` uses the reranker's recommended one. If none passes, the answer says the
     sources do not contain it, without calling the model.
@@ -129,7 +142,7 @@ def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int 
         usage[name] = backend.usage - before
         return out
 
-    retrieved = stage("retrieve", retrieve, question, index, backend, k_retrieve)
+    retrieved = stage("retrieve", retrieve, question, index, backend, k_retrieve, where)
     if use_rerank:
         reranked = stage("rerank", rerank, question, retrieved, backend)
         if threshold is None:
@@ -141,5 +154,7 @@ def ask(question: str, index: SearchIndex, backend: Backend, *, k_retrieve: int 
     result = Result(question, retrieved, reranked, kept, final, threshold, timings, usage)
     if final is not None and result.threshold_to_answer is not None:
         result = replace(result, answer=final.with_note(closest_note(result)))
+    elif final is not None and where and not retrieved:
+        result = replace(result, answer=final.with_note(f"no chunk in the index matches the filter {where}"))
     return result
 

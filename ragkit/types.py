@@ -21,6 +21,7 @@ Usage(requests=3, prompt_tokens=15, completion_tokens=0, cost=0.01)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date as _date
 from typing import Callable, Iterator, Literal, Protocol, Sequence, overload, runtime_checkable
 
 import numpy as np
@@ -174,8 +175,8 @@ class ChatStream:
 class Document:
     """One source text to chunk.
 
-    >>> Document("faq", "How do I install it?", title="FAQ", source="docs/faq.md").id
-    'faq'
+    >>> Document("faq", "How do I install it?", title="FAQ", source="docs/faq.md", date="2024-05-01").date
+    '2024-05-01'
     """
 
     id: str  # stable id, e.g. file stem or dataset id
@@ -183,20 +184,32 @@ class Document:
     title: str = ""
     source: str = ""  # path or URL, shown as a citation source
     pages: tuple[int, ...] = ()  # for a paged file (PDF): where page n starts in text is pages[n - 1]
+    date: str = ""  # ISO day ("2024-05-01") the document is from (a `datetime.date` is converted); "": unknown
 
     def __post_init__(self):
-        for name in ("id", "text", "title", "source"):
+        if isinstance(self.date, _date):
+            object.__setattr__(self, "date", self.date.strftime("%Y-%m-%d"))
+        for name in ("id", "text", "title", "source", "date"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 hint = "; decode it first, e.g. data.decode('utf-8')" if isinstance(value, bytes) else ""
                 raise TypeError(f"Document.{name} must be str, got {type(value).__name__}{hint}")
         if not self.id:
             raise ValueError("Document.id is empty; give each document a stable id, e.g. its file name")
+        if self.date and not _is_day(self.date):
+            raise ValueError(f"Document.date must be an ISO day like '2024-05-01' (or ''), got {self.date!r}")
         pages = tuple(self.pages)
         if pages and (pages[0] != 0 or list(pages) != sorted(pages) or pages[-1] > len(self.text)):
             raise ValueError(f"Document.pages must be the start offsets of its pages: 0 first, increasing, "
                              f"within the text ({len(self.text)} characters); got {pages[:5]}...")
         object.__setattr__(self, "pages", pages)
+
+
+def _is_day(text: str) -> bool:
+    try:
+        return len(text) == 10 and _date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,7 @@ class Chunk:
     source: str = ""
     n_tokens: int = 0  # word pieces (model tokenizer, no special tokens)
     page: int = 0  # 1-based page of a paged source (PDF) the chunk lies on; 0: the source has no pages
+    date: str = ""  # its document's date, an ISO day ("2024-05-01"); "": unknown
 
     @property
     def where(self) -> str:
@@ -339,7 +353,8 @@ class SearchIndex(Protocol):
 @runtime_checkable
 class Store(SearchIndex, Protocol):
     """A searchable index that can also be written to and filtered: `MemoryStore`, `PostgresStore`,
-    `MilvusStore`. A `where` filter maps a chunk field to allowed values, e.g. {"doc_id": ["faq"]}."""
+    `MilvusStore`. A `where` filter maps a chunk field to allowed values, e.g. {"doc_id": ["faq"]},
+    and "date" to a period or range, e.g. {"date": {"from": "2024-01"}}."""
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Embeddings, *, batch_size: int = 500,
                progress: bool | Callable = False) -> int: ...

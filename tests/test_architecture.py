@@ -19,7 +19,7 @@ PACKAGE = ROOT / "ragkit"
 # bottom layer imports nothing else from ragkit at all.
 LAYERS = [
     {"types", "errors", "config"},                         # the shared shapes, errors and settings
-    {"vectors", "files", "progress", "weights"},           # plumbing every part shares
+    {"vectors", "files", "progress", "weights", "dates"},  # plumbing every part shares
     {"embedder", "headings", "chunking", "documents", "index", "index_files", "lexical", "hybrid", "cache",
      "rerankers"},                                         # the parts a learner has a word for
     {"backends", "stores"},                                # what talks to the outside

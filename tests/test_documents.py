@@ -4,6 +4,7 @@ CLI conventions (`--version`, `python -m ragkit`, `ask --json`, help on every op
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -83,7 +84,7 @@ def test_ragkit_index_mydocs_answers_with_page_level_citations(mydocs, tmp_path,
     assert len(warned) == 1 and "scan.pdf has no text layer" in warned[0]  # one line, no source lines
     question, file, page = SAMPLE_QUESTIONS[0]
     assert main(["ask", question]) == 0
-    assert f"({file} p. {page}, chunk" in capsys.readouterr().out
+    assert re.search(rf"\({re.escape(file)} p\. {page}, \d{{4}}-\d\d-\d\d, chunk", capsys.readouterr().out)
     for question, file, page in SAMPLE_QUESTIONS[1:]:
         assert main(["ask", "--json", question]) == 0
         reply = json.loads(capsys.readouterr().out)
@@ -93,6 +94,48 @@ def test_ragkit_index_mydocs_answers_with_page_level_citations(mydocs, tmp_path,
         assert set(reply["timings_ms"]) == {"retrieve", "rerank", "generate"}
         assert reply["usage"]["generate"]["requests"] == 1 and reply["models"]["chat"].startswith("local/")
         assert isinstance(reply["sources"][0]["rerank_score"], float)
+
+
+def test_ragkit_ask_searches_only_the_documents_of_the_dates_asked_for(mydocs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAGKIT_INDEX", str(tmp_path / "index"))
+    assert main(["index", str(mydocs)]) == 0
+    lamp, visits = SAMPLE_QUESTIONS[0][0], SAMPLE_QUESTIONS[2][0]  # report.pdf (2026-03-02), visit.html (04-18)
+
+    def sources(question, *options):
+        assert main(["ask", "--json", "-k", "5", "--keep", "3", *options, question]) == 0
+        return [(s["file"], s["date"]) for s in json.loads(capsys.readouterr().out)["sources"]]
+
+    assert sources(lamp, "--until", "2026-03") == [("report.pdf", "2026-03-02")]
+    assert sources(visits, "--since", "2026-04")[0] == ("visit.html", "2026-04-18")
+    assert sources(visits, "--where", "date=2026-04-18", "--where", "source=no-such-file") == []
+    assert all(file == "visit.html" for file, _ in sources(visits, "--where", "date=2026-04"))
+    assert sources(lamp, "--since", "2026-04") == []  # the report is older: no source, and no answer made up
+    assert main(["ask", "--where", "date=1999", lamp]) == 0
+    assert "no chunk in the index matches the filter {'date': '1999'}" in capsys.readouterr().out
+    assert main(["ask", "--since", "spring", lamp]) == 1
+    assert "not a period" in capsys.readouterr().err
+
+
+def test_each_document_gets_the_date_it_states_else_its_files(tmp_path):
+    import os
+    from datetime import datetime
+
+    (tmp_path / "post.md").write_text("---\ntitle: Post\ndate: '2024-05-01 10:00'\n---\n# Post\n\nText.\n")
+    (tmp_path / "guide.rst").write_text("Guide\n=====\n\n:author: Ann\n:date: 2023-11-30\n\nText.\n")
+    (tmp_path / "page.html").write_text('<html><head><meta name="DC.date" content="2022-02-22"></head>'
+                                        '<body><p>Text.</p></body></html>')
+    write_pdf(tmp_path / "report.pdf", [["Text on page one."]], date="2021-07-04")
+    (tmp_path / "plain.txt").write_text("No date in here.\n")
+    (tmp_path / "odd.md").write_text("---\ndate: next tuesday\n---\nText.\n")
+    noon = datetime(2020, 1, 31, 12, 0).timestamp()
+    for name in ("plain.txt", "odd.md"):
+        os.utime(tmp_path / name, (noon, noon))
+    with pytest.warns(UserWarning, match=r"odd\.md gives its date as 'next tuesday', which is not a date"):
+        docs = {d.id: d.date for d in load_documents(tmp_path)}
+    assert docs == {"post.md": "2024-05-01", "guide.rst": "2023-11-30", "page.html": "2022-02-22",
+                    "report.pdf": "2021-07-04", "plain.txt": "2020-01-31", "odd.md": "2020-01-31"}
+    chunks = chunk_documents(load_documents(tmp_path / "post.md"), "heading")
+    assert chunks and {c.date for c in chunks} == {"2024-05-01"}
 
 
 def test_version_and_python_dash_m():

@@ -323,6 +323,9 @@ assert rewriting.groupby("set")["difference"].max().max() < 0  # rewriting loses
 assert (moved < 0).sum() == 4 and (moved > 0).sum() == 2 and (moved[moved < 0] < -0.9).all()
 assert measured("filter").iloc[0]["note"] == "41 of 105 questions name a module"
 assert {h.chunk.doc_id for h in store.search(q, k=5, where={"doc_id": ["for", "while"]})} <= {"for", "while"}
+assert by_date["None"][0][0] == "3.11" and len(by_date["None"]) == 3  # the faster release, unfiltered
+assert by_date["{'date': '2023'}"] == [("3.12", "2023-10-02")]
+assert sorted(by_date["{'date': {'from': '2023-06'}}"]) == [("3.12", "2023-10-02"), ("3.13", "2024-10-07")]
 assert list(wide.columns) == list(results.measured) and wide.loc["filter", "python-reference"] == "(not run)"
 assert len(axes) == len(results.measured) and all(ax.lines for ax in axes)
 green = table.loc[table["low"] > 0, ["set", "technique"]].values.tolist()

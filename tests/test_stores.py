@@ -6,6 +6,7 @@ collection.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib
 import json
@@ -98,12 +99,39 @@ def make_store(request, tmp_path):
         store.close()
 
 
+def random_day(doc: int) -> str:
+    """A document's date: 2020 to 2023, each month; every fifth document has none."""
+    return "" if doc % 5 == 0 else f"{2020 + doc % 4}-{doc % 12 + 1:02d}-{doc % 28 + 1:02d}"
+
+
 def random_index(n=1500, dim=48, seed=0, model="test/random"):
-    """Random unit vectors; chunks of 30 documents, 3 sources (the metadata filters select on)."""
+    """Random unit vectors; chunks of 30 documents, 3 sources, dated (the metadata filters select on)."""
     rng = np.random.default_rng(seed)
     chunks = [Chunk(f"doc{i % 30}#{i // 30}", f"doc{i % 30}", f"Title {i % 30}", f"text of chunk {i}", i // 30,
-                    0, 5, section=f"S{i % 7}", source=f"src{i % 3}.md", n_tokens=4, page=i % 4) for i in range(n)]
+                    0, 5, section=f"S{i % 7}", source=f"src{i % 3}.md", n_tokens=4, page=i % 4,
+                    date=random_day(i % 30)) for i in range(n)]
     return VectorIndex(rng.normal(size=(n, dim)), chunks, model)
+
+
+def matches(chunk, where) -> bool:
+    """Whether a chunk passes a filter, worked out by hand (not by a store)."""
+    for name, value in where.items():
+        if name == "date":
+            low, high = value["from"], value["to"]
+            if not chunk.date or not low <= chunk.date <= high:
+                return False
+        elif getattr(chunk, name) not in ([value] if isinstance(value, str) else value):
+            return False
+    return True
+
+
+def brute_force(index, queries, k, where):
+    """The true top k among the chunks that pass `where`: every score computed, the best sorted out."""
+    allowed = np.array([matches(c, where) for c in index.chunks])
+    scores = queries.vectors @ index.vectors.T
+    scores[:, ~allowed] = -np.inf
+    return [[index.chunks[i].id for i in np.argsort(-row, kind="stable")[:k] if np.isfinite(row[i])]
+            for row in scores]
 
 
 def random_queries(index, n=12, seed=1):
@@ -166,11 +194,38 @@ def test_a_metadata_filter_returns_only_matching_chunks_best_first(kind, ann, ma
     memory = MemoryStore(index=index)
     queries = random_queries(index, n=5)
     for where in ({"doc_id": "doc7"}, {"source": ["src0.md", "src2.md"]},
-                  {"doc_id": ["doc1", "doc2", "doc4"], "source": "src1.md"}, {"doc_id": 'no "such" doc'}):
+                  {"doc_id": ["doc1", "doc2", "doc4"], "source": "src1.md"}, {"doc_id": 'no "such" doc'},
+                  {"date": {"from": "2021-03-01", "to": "2022-08-31"}},
+                  {"date": {"from": "2023-01-01", "to": "2023-12-31"}, "source": "src1.md"},
+                  {"date": {"from": "2020-01-01", "to": "2020-06-30"}, "section": ["S1", "S2", "S3"]},
+                  {"date": {"from": "2019-01-01", "to": "2019-12-31"}}):
         got = store.search_all(queries, k=10, where=where)
-        allowed = check_where(where)
-        assert all(getattr(h.chunk, f) in v for row in got for h in row for f, v in allowed.items())
+        assert ids(got) == brute_force(index, queries, 10, where), where
+        assert all(matches(h.chunk, where) for row in got for h in row)
         assert ids(got) == ids(memory.search_all(queries, k=10, where=where)), where
+    # the same periods as people write them: a year, a month, open on one side
+    for period, where in [("2023", {"from": "2023-01-01", "to": "2023-12-31"}),
+                          ({"from": "2021-03", "to": "2022-08"}, {"from": "2021-03-01", "to": "2022-08-31"}),
+                          ({"to": "2020-06"}, {"from": "0000-01-01", "to": "2020-06-30"}),
+                          ({"from": "2023-06-15"}, {"from": "2023-06-15", "to": "9999-12-31"}),
+                          (datetime.date(2022, 3, 3), {"from": "2022-03-03", "to": "2022-03-03"})]:
+        got = store.search_all(queries, k=10, where={"date": period})
+        assert ids(got) == brute_force(index, queries, 10, {"date": where}), period
+    assert sum(map(len, got)) > 0  # a day some documents have (doc2)
+    assert store.delete({"date": {"to": "2020"}}) == sum(1 for c in index.chunks if c.date and c.date < "2021")
+    assert not any(h.chunk.date.startswith("2020") for h in store.search(queries.first(), k=len(index)))
+
+
+@pytest.mark.parametrize("where, error", [
+    ({"date": "spring 2024"}, "not a period"), ({"date": {"from": "2024-02-30"}}, "not a date"),
+    ({"date": {"since": "2024"}}, "takes 'from' and 'to'"), ({"date": {"from": "2024", "to": "2023"}}, "before it starts"),
+    ({"date": ["2023", "2024"]}, "filter on date with a period"), ({"date": {}}, "needs a start, an end"),
+    ({"year": "2024"}, "cannot filter on 'year'")])
+def test_a_date_filter_that_is_not_one_is_refused_before_searching(where, error, make_store):
+    index = random_index(n=50)
+    store = MemoryStore(index=index)
+    with pytest.raises((ValueError, TypeError), match=re.escape(error)):
+        store.search(random_queries(index, n=1), where=where)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -199,12 +254,12 @@ def test_writing_chunks_again_updates_them_in_place(kind, make_store):
     assert hit.chunk == edited[7]
 
 
-def test_an_index_saved_before_chunks_had_pages_still_loads(tmp_path):
+def test_an_index_saved_before_chunks_had_pages_and_dates_still_loads(tmp_path):
     index = random_index(n=20)
     folder = index.save(tmp_path / "old")
     rows = [json.loads(line) for line in (folder / "chunks.jsonl").read_text().splitlines()]
-    (folder / "chunks.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "page"}) + "\n"
-                                                 for r in rows))
+    (folder / "chunks.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("page", "date")})
+                                                 + "\n" for r in rows))
     meta = json.loads((folder / "index.json").read_text())  # as that ragkit wrote it: version 1, vectors checked
     old = {k: meta[k] for k in ("format", "model", "dim", "count")}
     old.update(version=1, sha256=hashlib.sha256(index.vectors.astype(np.float32).tobytes()).hexdigest())
@@ -212,17 +267,43 @@ def test_an_index_saved_before_chunks_had_pages_still_loads(tmp_path):
     with pytest.warns(UserWarning, match="saved by an older ragkit"):
         loaded = VectorIndex.load(folder)
     assert [c.page for c in loaded.chunks] == [0] * 20 and [c.id for c in loaded.chunks] == [c.id for c in index.chunks]
+    assert {c.date for c in loaded.chunks} == {""} and any(c.date for c in index.chunks)
 
 
-def test_a_postgres_table_made_before_chunks_had_pages_gets_the_column(make_store):
+def test_a_postgres_table_made_before_chunks_had_pages_and_dates_gets_the_columns(make_store):
     index, store = random_index(n=50), make_store("postgres")
     write_index(store, index)
-    store.conn.execute(f"ALTER TABLE {store.table} DROP COLUMN page")  # as ragkit made it before
+    store.conn.execute(f"ALTER TABLE {store.table} DROP COLUMN page, DROP COLUMN date")  # as ragkit made it before
     again = make_store("postgres", name=store.table)
     hit = again.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
-    assert hit.chunk.id == index.chunks[7].id and hit.chunk.page == 0
-    again.upsert(index.chunks[:1], Embeddings(index.vectors[:1], index.model))
-    assert again.search(Embeddings(index.vectors[[0]], index.model), k=1)[0].chunk.page == index.chunks[0].page
+    assert hit.chunk.id == index.chunks[7].id and (hit.chunk.page, hit.chunk.date) == (0, "")
+    assert again.search(Embeddings(index.vectors[[7]], index.model), k=5, where={"date": "2021"}) == []
+    again.upsert(index.chunks[:2], Embeddings(index.vectors[:2], index.model))  # written again: all fields
+    hit = again.search(Embeddings(index.vectors[[1]], index.model), k=1, where={"date": "2021"})[0]
+    assert hit.chunk == index.chunks[1] and hit.chunk.date.startswith("2021")
+
+
+def test_a_milvus_collection_made_before_chunks_had_dates_searches_but_cannot_filter_on_them(make_store):
+    from pymilvus import DataType
+
+    index, store = random_index(n=50), make_store("milvus")
+    schema = store.client.create_schema(auto_id=False, enable_dynamic_field=False)  # ragkit's schema before dates
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+    for name in ("doc_id", "title", "section", "source", "text"):
+        schema.add_field(name, DataType.VARCHAR, max_length=4096)
+    for name in ("position", "start", "end", "n_tokens", "page"):
+        schema.add_field(name, DataType.INT64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=index.dim, description=index.model)
+    params = store.client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="IP")
+    store.client.create_collection(store.collection, schema=schema, index_params=params, consistency_level="Strong")
+    old = make_store("milvus", name=store.collection)
+    assert old.model == index.model and "date" not in old.fields
+    write_index(old, index)
+    hit = old.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
+    assert hit.chunk.id == index.chunks[7].id and hit.chunk.date == "" and hit.chunk.page == index.chunks[7].page
+    with pytest.raises(StoreError, match="made before chunks had dates.*rebuild it"):
+        old.search(Embeddings(index.vectors[[7]], index.model), k=1, where={"date": "2021"})
 
 
 class StopAfter:
@@ -304,6 +385,20 @@ def test_ask_works_unchanged_on_every_store(kind, make_store, demo_index, local_
         on_store = ragkit.ask(question, store, local_backend, answer=False)
         in_memory = ragkit.ask(question, demo_index, local_backend, answer=False)
         assert ids([on_store.retrieved, on_store.kept]) == ids([in_memory.retrieved, in_memory.kept])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ask_with_a_filter_reads_only_matching_chunks_on_every_store(kind, make_store, demo_index, local_backend):
+    store = make_store(kind)
+    write_index(store, demo_index)
+    wanted = sorted({c.doc_id for c in demo_index.chunks})[1:3]
+    for index in (store, demo_index):  # a VectorIndex is filtered as a MemoryStore
+        result = ragkit.ask(QUESTIONS[0], index, local_backend, answer=False, where={"doc_id": wanted})
+        assert result.retrieved and {h.chunk.doc_id for h in result.retrieved} <= set(wanted)
+        assert ids([result.retrieved]) == brute_force(demo_index, local_backend.embed([QUESTIONS[0]]), 20,
+                                                      {"doc_id": wanted})
+    with pytest.raises(ValueError, match="cannot filter on 'author'"):
+        ragkit.ask(QUESTIONS[0], store, local_backend, where={"author": "me"})
 
 
 class NoEmbedding:

@@ -6,7 +6,8 @@ Every store answers the same calls, so `ragkit.ask(question, store, backend)` wo
   (so writing the same chunks twice, or again after an interruption, never duplicates them)
 - `delete(where)`: remove chunks by metadata, e.g. `{"doc_id": "faq"}` (a whole source document)
 - `search(query, k, where=None)` / `search_all(...)`: the k nearest chunks as `Hit`s, optionally
-  only among chunks matching `where`, e.g. `{"source": ["a.md", "b.md"]}`
+  only among chunks matching `where`, e.g. `{"source": ["a.md", "b.md"]}` or, by the documents'
+  dates, `{"date": "2024"}` and `{"date": {"from": "2024-03", "to": "2024-06-15"}}` (`check_where`)
 - `len(store)`, `store.model`, `store.dim`: the store remembers which embedding model made its
   vectors and refuses vectors or queries from another, like `VectorIndex` does.
 

@@ -5,11 +5,13 @@ depend on the database (one query's search is the first row of a search of sever
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from ..dates import DateRange, as_range
 from ..errors import EmbeddingModelMismatch
 from ..progress import progress_bar
 from ..types import Chunk, Embeddings, Hit
@@ -18,8 +20,9 @@ from ..vectors import normalize
 __all__ = ["CHUNK_FIELDS", "FILTER_FIELDS", "StoreBase", "batches", "check_model", "check_where", "chunk_rows",
            "dedupe", "redact"]
 
-# Metadata a `where` filter may name: each maps to a list of allowed values (any of them matches).
-FILTER_FIELDS = ("id", "doc_id", "source", "title", "section")
+# Metadata a `where` filter may name: each maps to a list of allowed values (any of them matches),
+# and "date" to a period or a range of days (`ragkit.dates.as_range`).
+FILTER_FIELDS = ("id", "doc_id", "source", "title", "section", "date")
 
 
 
@@ -59,18 +62,26 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def check_where(where: dict | None) -> dict[str, list[str]]:
-    """Return a filter as {field: [allowed values]}, or raise for a field a store cannot filter on.
+def check_where(where: dict | None) -> dict[str, list[str] | DateRange]:
+    """Return a filter as {field: [allowed values]} (and "date": a `DateRange`), or raise for a field
+    a store cannot filter on. Every condition must hold; a chunk without a date matches no date filter.
 
     >>> check_where({"doc_id": "faq", "source": ["a.md", "b.md"]})
     {'doc_id': ['faq'], 'source': ['a.md', 'b.md']}
+    >>> check_where({"date": {"from": "2024-03", "to": "2024"}})
+    {'date': DateRange(low='2024-03-01', high='2024-12-31')}
     """
     if not where:
         return {}
+    if not isinstance(where, dict):
+        raise TypeError(f"where= is a dict of field: values, e.g. {{'source': ['a.md']}}, not {type(where).__name__}")
     out = {}
     for name, value in where.items():
         if name not in FILTER_FIELDS:
             raise ValueError(f"cannot filter on {name!r}; filter on one of {', '.join(FILTER_FIELDS)}")
+        if name == "date":
+            out[name] = as_range(value)
+            continue
         values = [value] if isinstance(value, str) else list(value)
         if not all(isinstance(v, str) for v in values):
             raise TypeError(f"filter values for {name!r} must be strings, got {values!r}")
@@ -91,13 +102,12 @@ def check_model(where: str, model: str | None, dim: int | None, other: Embedding
 
 
 CHUNK_FIELDS = ("id", "doc_id", "title", "text", "position", "start", "end", "section", "source", "n_tokens",
-                "page")
+                "page", "date")
 
 
 def chunk_rows(chunks: Iterable[Chunk]) -> list[tuple]:
     """Return each chunk's fields as a tuple, in `CHUNK_FIELDS` order (how the databases store them)."""
-    return [(c.id, c.doc_id, c.title, c.text, c.position, c.start, c.end, c.section, c.source, c.n_tokens,
-             c.page) for c in chunks]
+    return list(map(attrgetter(*CHUNK_FIELDS), chunks))
 
 
 def dedupe(chunks: Sequence[Chunk], vectors: np.ndarray) -> tuple[list[Chunk], np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dates import DateRange
 from ..errors import IndexFileError
 from ..index import VectorIndex
 from ..index_files import folder_state, remove_index
@@ -70,10 +71,13 @@ class MemoryStore(StoreBase):
                                  all_chunks + [chunks[i] for i in new], self.index.model)
         return len(chunks)
 
-    def _mask(self, where: dict[str, list[str]]) -> np.ndarray:
+    def _mask(self, where: dict[str, list[str] | DateRange]) -> np.ndarray:
         mask = np.ones(len(self), dtype=bool)
         for name, values in where.items():
-            mask &= np.isin(np.array([getattr(c, name) for c in self.chunks], dtype=object), values)
+            if isinstance(values, DateRange):
+                mask &= np.array([values.contains(c.date) for c in self.chunks], dtype=bool)
+            else:
+                mask &= np.isin(np.array([getattr(c, name) for c in self.chunks], dtype=object), values)
         return mask
 
     def delete(self, where: dict) -> int:

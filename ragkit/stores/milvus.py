@@ -23,6 +23,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
+from ..dates import DateRange
 from ..errors import StoreError, StoreUnavailable
 from ..types import Chunk, Embeddings, Hit
 from .base import (CHUNK_FIELDS, StoreBase, batches, check_model, check_where, chunk_rows, dedupe,
@@ -91,7 +92,7 @@ class MilvusStore(StoreBase):
         vector = next(f for f in info["fields"] if f["name"] == "vector")
         model = info.get("properties", {}).get(MODEL_PROPERTY) or vector.get("description")
         self.model, self.dim = model or None, int(vector["params"]["dim"])
-        # a collection made before chunks had pages has no "page" field: its chunks read as page 0
+        # a collection made before chunks had pages (dates) has no such field: its chunks read as 0 ("")
         self.fields = [f for f in CHUNK_FIELDS if f in {field["name"] for field in info["fields"]}]
         index = self.client.describe_index(self.collection, "vector") or {}
         self.ann = index.get("index_type", "HNSW" if self.ann else "FLAT") == "HNSW"
@@ -103,6 +104,7 @@ class MilvusStore(StoreBase):
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
         for name in ("doc_id", "title", "section", "source"):
             schema.add_field(name, DataType.VARCHAR, max_length=4096)
+        schema.add_field("date", DataType.VARCHAR, max_length=10)
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
         for name in ("position", "start", "end", "n_tokens", "page"):
             schema.add_field(name, DataType.INT64)
@@ -167,9 +169,19 @@ class MilvusStore(StoreBase):
                 time.sleep(poll)
 
     def _filter(self, where: dict | None) -> str:
-        """Return a Milvus filter expression, e.g. `doc_id in ["faq"] and source in ["a.md"]`."""
-        return " and ".join(f"{name} in [{', '.join(map(_literal, values))}]"
-                            for name, values in check_where(where).items())
+        """Return a Milvus filter expression, e.g. `doc_id in ["faq"] and date >= "2024-01-01"`."""
+        terms = []
+        for name, values in check_where(where).items():
+            if not isinstance(values, DateRange):
+                terms.append(f"{name} in [{', '.join(map(_literal, values))}]")
+                continue
+            if name not in self.fields:
+                raise StoreError(f"collection {self.collection} at {redact(self.url)} was made before chunks had "
+                                 f"dates, so it cannot filter on them; rebuild it (ragkit index ... --store ...)")
+            terms.append(f'{name} != ""')  # ISO days compare as text; "" (no date) never matches
+            terms += [f"{name} {op} {_literal(bound)}" for op, bound in ((">=", values.low), ("<=", values.high))
+                      if bound is not None]
+        return " and ".join(terms)
 
     def delete(self, where: dict) -> int:
         """Remove the chunks matching `where` (e.g. {"doc_id": "faq"}); return how many."""

@@ -20,14 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..dates import DateRange
 from ..errors import StoreError, StoreUnavailable
 from ..types import Chunk, Embeddings, Hit
 from .base import StoreBase, batches, check_model, check_where, chunk_rows, dedupe, redact
 
 COLUMNS = ("id", "doc_id", "title", "text", "position", "start_char", "end_char", "section", "source",
-           "n_tokens", "page")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
-SQL_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4", "text", "text", "int4", "int4")
-FILTER_COLUMNS = {"id": "id", "doc_id": "doc_id", "source": "source", "title": "title", "section": "section"}
+           "n_tokens", "page", "date")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
+SQL_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4", "text", "text", "int4", "int4", "text")
+HNSW_MAX_EF = 1000  # the largest hnsw.ef_search pgvector takes
+FILTER_COLUMNS = {"id": "id", "doc_id": "doc_id", "source": "source", "title": "title", "section": "section",
+                  "date": "date"}
 
 
 class PostgresStore(StoreBase):
@@ -99,8 +102,9 @@ class PostgresStore(StoreBase):
                           "(name text PRIMARY KEY, model text NOT NULL, dim int NOT NULL)")
         row = self.conn.execute("SELECT model, dim FROM ragkit_stores WHERE name = %s", (self.table,)).fetchone()
         self.model, self.dim = row if row else (None, None)
-        if row:  # a table made before chunks had pages gets the column (0: no page)
-            self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS page int4 NOT NULL DEFAULT 0")
+        if row:  # a table made before chunks had pages or dates gets the columns (0: no page, "": no date)
+            self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS page int4 NOT NULL DEFAULT 0, "
+                              f"ADD COLUMN IF NOT EXISTS date text NOT NULL DEFAULT ''")
 
     def _create(self, model: str, dim: int) -> None:
         columns = ", ".join(f"{c} {t}" for c, t in zip(COLUMNS, SQL_TYPES))
@@ -156,9 +160,19 @@ class PostgresStore(StoreBase):
         return len(chunks)
 
     def _where(self, where: dict | None) -> tuple[str, list]:
-        where = check_where(where)
-        sql = " AND ".join(f"{FILTER_COLUMNS[name]} = ANY(%s)" for name in where)
-        return (f"WHERE {sql}" if sql else ""), list(where.values())
+        terms, params = [], []
+        for name, values in check_where(where).items():
+            column = FILTER_COLUMNS[name]
+            if isinstance(values, DateRange):  # ISO days compare as text; "" (no date) never matches
+                terms.append(f"{column} <> ''")
+                for op, bound in ((">=", values.low), ("<=", values.high)):
+                    if bound is not None:
+                        terms.append(f'{column} COLLATE "C" {op} %s')
+                        params.append(bound)
+            else:
+                terms.append(f"{column} = ANY(%s)")
+                params.append(values)
+        return (f"WHERE {' AND '.join(terms)}" if terms else ""), params
 
     def delete(self, where: dict) -> int:
         """Remove the chunks matching `where` (e.g. {"doc_id": "faq"}); return how many."""
@@ -187,13 +201,13 @@ class PostgresStore(StoreBase):
         out = []
         with self._errors():
             for vector in vectors:
-                if self.ann and k > self.ef_search:  # HNSW returns at most ef_search rows
-                    with self.conn.transaction():
-                        self.conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
+                if self.ann and k > self.ef_search:  # HNSW returns at most ef_search rows (at most 1000;
+                    with self.conn.transaction():       # pgvector 0.8's iterative scan goes on past that)
+                        self.conn.execute(f"SET LOCAL hnsw.ef_search = {min(int(k), HNSW_MAX_EF)}")
                         rows = self.conn.execute(query, [vector, *params, k]).fetchall()
                 else:
                     rows = self.conn.execute(query, [vector, *params, k]).fetchall()  # one round trip
-                out.append([Hit(Chunk(*row[:11]), -float(row[11]), rank)
+                out.append([Hit(Chunk(*row[:-1]), -float(row[-1]), rank)
                             for rank, row in enumerate(rows, start=1)])
         return out
 

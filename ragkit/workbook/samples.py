@@ -33,6 +33,7 @@ REPORT_PAGES = [
 ]
 VISIT_HTML = """<!doctype html>
 <html lang="en"><head><title>Visiting Skerry Point</title>
+<meta property="article:published_time" content="2026-04-18T09:00:00+01:00">
 <style>nav { float: left } .cookie { position: fixed }</style>
 <script>window.track && track("visit");</script></head>
 <body>
@@ -76,8 +77,9 @@ def _pdf_string(text: str) -> bytes:
     return f"({escaped})".encode("cp1252")
 
 
-def write_pdf(path: str | Path, pages: list[list[str]], title: str = "") -> Path:
+def write_pdf(path: str | Path, pages: list[list[str]], title: str = "", date: str = "") -> Path:
     """Write a PDF with a text layer, one page per list of paragraphs (Helvetica, wrapped); return the path.
+    `title` and `date` (an ISO day: its creation date) go in its metadata.
 
     An empty list makes a page with no text at all, as a scanned page without OCR looks to a reader.
 
@@ -107,6 +109,8 @@ def write_pdf(path: str | Path, pages: list[list[str]], title: str = "") -> Path
         page.replace_contents(stream)
     if title:
         writer.add_metadata({"/Title": title})
+    if date:
+        writer.add_metadata({"/CreationDate": f"D:{date.replace('-', '')}120000Z"})
     path = Path(path)
     with path.open("wb") as f:
         writer.write(f)
@@ -114,11 +118,12 @@ def write_pdf(path: str | Path, pages: list[list[str]], title: str = "") -> Path
 
 
 def write_samples(folder: str | Path) -> Path:
-    """Write the sample documents into `folder` (made if need be) and return it: report.pdf (3 pages),
-    visit.html, rules.md, and scan.pdf (2 pages, no text layer)."""
+    """Write the sample documents into `folder` (made if need be) and return it: report.pdf (3 pages,
+    created 2026-03-02), visit.html (published 2026-04-18), rules.md (dated by the file, as written), and
+    scan.pdf (2 pages, no text layer)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_pdf(folder / "report.pdf", REPORT_PAGES, title=REPORT_TITLE)
+    write_pdf(folder / "report.pdf", REPORT_PAGES, title=REPORT_TITLE, date="2026-03-02")
     write_pdf(folder / "scan.pdf", [[], []])
     (folder / "visit.html").write_text(VISIT_HTML, encoding="utf-8")
     (folder / "rules.md").write_text(RULES_MD, encoding="utf-8")
