@@ -127,7 +127,9 @@ def fuse_hits(hit_lists: Sequence[Sequence[Hit]], method: str = "score", k: int 
     """Return one query's hits from several retrievers fused into one ranking (new scores and ranks).
 
     `method`: "score" (`score_fusion`, the default) or "rrf" (`rrf` with `k`). Chunks are matched by
-    id; ties go to the chunk that appears first (in the first list, then the next).
+    id; ties go to the chunk that appears first (in the first list, then the next). The fused list is
+    as long as the longest list given: fusing two top-20 lists returns the fused top 20, and a chunk
+    that only one list found, near its end, may fall below that cut.
 
     >>> hybrid = fuse_hits([index.search(q_vec, k=20), bm25.search(question, k=20)])   # doctest: +SKIP
     """

@@ -18,7 +18,7 @@ from ..types import Chunk, Embeddings, Hit
 from ..vectors import normalize
 
 __all__ = ["CHUNK_FIELDS", "FILTER_FIELDS", "StoreBase", "batches", "check_model", "check_where", "chunk_rows",
-           "dedupe", "redact"]
+           "dedupe", "reason", "redact"]
 
 # Metadata a `where` filter may name: each maps to a list of allowed values (any of them matches),
 # and "date" to a period or a range of days (`ragkit.dates.as_range`).
@@ -60,6 +60,18 @@ def redact(url: str) -> str:
     query = urlencode([(k, "***" if k.lower() in {"password", "token"} else v)
                        for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="/:*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def reason(exc: Exception, url: str = "") -> str:
+    """Return the first line of a database driver's error (its `message`, else its text), with the
+    password of `url` (if it has one) taken out.
+
+    >>> reason(RuntimeError("auth failed for pw s3cret\\nDETAIL: ..."), "postgresql://me:s3cret@db/rag")
+    'auth failed for pw ***'
+    """
+    line = ((getattr(exc, "message", None) or str(exc)).strip().splitlines() or [type(exc).__name__])[0]
+    password = urlsplit(url).password if url else None
+    return line.replace(password, "***") if password else line
 
 
 def check_where(where: dict | None) -> dict[str, list[str] | DateRange]:

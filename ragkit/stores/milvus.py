@@ -27,7 +27,7 @@ from ..dates import DateRange
 from ..errors import StoreError, StoreUnavailable
 from ..types import Chunk, Embeddings, Hit
 from .base import (CHUNK_FIELDS, StoreBase, batches, check_model, check_where, chunk_rows, dedupe,
-                     redact)
+                     reason, redact)
 
 log = logging.getLogger("ragkit.milvus")
 
@@ -54,8 +54,8 @@ class MilvusStore(StoreBase):
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except Exception as exc:  # pymilvus raises its own exceptions, and grpc's
-            raise StoreUnavailable(f"cannot connect to Milvus at {redact(uri)}: {_reason(exc)}; is the server "
-                                   f"running and the URL right?") from None
+            raise StoreUnavailable(f"cannot connect to Milvus at {redact(uri)}: {reason(exc, self.url)}; "
+                                   f"is the server running and the URL right?") from None
         with self._errors():
             self._read_model()
 
@@ -78,9 +78,9 @@ class MilvusStore(StoreBase):
         try:
             yield
         except MilvusUnavailableException as exc:
-            raise StoreUnavailable(f"lost the connection to Milvus at {redact(self.url)}: {_reason(exc)}") from None
+            raise StoreUnavailable(f"lost the connection to Milvus at {redact(self.url)}: {reason(exc, self.url)}") from None
         except MilvusException as exc:
-            raise StoreError(f"Milvus at {redact(self.url)}: {_reason(exc)}") from None
+            raise StoreError(f"Milvus at {redact(self.url)}: {reason(exc, self.url)}") from None
 
     def _read_model(self) -> None:
         self.model = self.dim = None
@@ -238,11 +238,6 @@ class MilvusStore(StoreBase):
 
     def close(self) -> None:
         self.client.close()
-
-
-def _reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return message.strip().splitlines()[0]
 
 
 def _literal(value: str) -> str:

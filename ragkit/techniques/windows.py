@@ -5,8 +5,8 @@ answer. Small-to-big keeps both: each chunk (the *parent*) is cut into windows o
 sentences (the *children*), the children are embedded and searched, and each parent is ranked by its
 best child. The reranker and the prompt then read the parent.
 
-Two layers, as elsewhere in ragkit: `parent_ranking` maps arrays of child positions to arrays of
-parent positions (each parent at its best child's score); `to_parents` does the same for Hits.
+`to_parents` turns a search's child hits into parent hits, each parent at its best child's score
+(`eval.techniques` does the same over whole score matrices, every passage at its best window).
 
 >>> from ragkit.types import Chunk
 >>> parent = Chunk("d#0", "d", "Tea", "Tea is a leaf. It grows on shrubs. It is picked by hand.", 0, 0, 56)
@@ -24,7 +24,7 @@ import numpy as np
 from ..checks import split_sentences
 from ..types import Chunk, Hit
 
-__all__ = ["WINDOW", "parent_ranking", "sentence_windows", "to_parents"]
+__all__ = ["WINDOW", "sentence_windows", "to_parents"]
 
 WINDOW = 3  # sentences per child (not tuned: fixed before measuring, a common choice)
 
@@ -48,34 +48,6 @@ def sentence_windows(parents: Sequence[Chunk], size: int = WINDOW) -> tuple[list
             children.append(replace(parent, id=f"{parent.id}~{n}", text=text, n_tokens=0))
             of.append(row)
     return children, np.array(of, dtype=np.int64)
-
-
-def parent_ranking(indices: np.ndarray, scores: np.ndarray, of: np.ndarray,
-                   depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (parent positions, scores) from rankings of children: each parent at its best child's score.
-
-    `indices`/`scores`: (queries x k) child positions and their scores, best first; `of[i]` is child
-    i's parent. A row keeps its first `depth` distinct parents (default: as many as the shortest row
-    has); a row with fewer is padded with -1 and -inf.
-
-    >>> of = np.array([0, 0, 1, 2])            # children 0 and 1 are parent 0's
-    >>> parent_ranking(np.array([[1, 0, 3, 2]]), np.array([[0.9, 0.8, 0.5, 0.4]]), of)
-    (array([[0, 2, 1]]), array([[0.9, 0.5, 0.4]]))
-    """
-    rows = [_distinct(of[r], s) for r, s in zip(np.atleast_2d(indices), np.atleast_2d(scores))]
-    depth = depth or min(len(p) for p, _ in rows)
-    out_i = np.full((len(rows), depth), -1, dtype=np.int64)
-    out_s = np.full((len(rows), depth), -np.inf)
-    for r, (p, s) in enumerate(rows):
-        out_i[r, : min(depth, len(p))], out_s[r, : min(depth, len(p))] = p[:depth], s[:depth]
-    return out_i, out_s
-
-
-def _distinct(parents: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the first occurrence of each parent in a best-first row, with its score."""
-    _, first = np.unique(parents, return_index=True)
-    first.sort()
-    return parents[first], scores[first]
 
 
 def to_parents(hits: Sequence[Hit], parents: dict[str, Chunk]) -> list[Hit]:
