@@ -349,6 +349,14 @@ assert len(results) == len(SAMPLE_QUESTIONS) == 4
 assert (answers["cited first"] == answers["expected"]).all(), answers
 assert set(answers["mode"]) <= {"generated", "checked", "extractive"}
 assert top_where == "report.pdf p. 3"
+import datetime
+assert {d.id: d.date for d in docs} == {"report.pdf": "2026-03-02", "visit.html": "2026-04-18",
+                                        "rules.md": datetime.date.today().isoformat()}  # the file's own day
+assert filtered["None"].kept[0].chunk.doc_id == "visit.html"
+assert {h.chunk.doc_id for h in filtered["{'date': {'to': '2026-03'}}"].retrieved} == {"report.pdf"}
+assert [h.chunk.where for h in filtered["{'date': {'to': '2026-03'}}"].kept] == ["report.pdf p. 1"]  # "page 1"
+assert "the visitors" in filtered["{'date': {'to': '2026-03'}}"].kept[0].chunk.text
+assert {h.chunk.doc_id for h in filtered["{'doc_id': ['visit.html']}"].retrieved} == {"visit.html"}
 """,
 }
 

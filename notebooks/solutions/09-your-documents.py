@@ -151,3 +151,28 @@ print(div_soup)
 
 # %%
 assert div_soup.split("\n\n") == ["Home", "Archive", "A tide table gives the times of high water."], div_soup
+
+# %% [markdown]
+# ## Try this: dates of your own
+#
+# A note that states its date in front matter; the filter then searches it alone, since no other
+# sample is from 2025.
+
+# %%
+note = Path(tempfile.mkdtemp()) / "winter.md"
+note.write_text("---\ndate: 2025-01-15\n---\n# Winter check\n\nIn January the keepers tested the fog horn: "
+                "it sounds once every thirty seconds in fog.\n", encoding="utf-8")
+[dated] = ragkit.load_documents(note)
+dated_index = ragkit.build_index(ragkit.chunk_documents(docs + [dated], "heading"), backend, progress=False)
+in_2025 = ragkit.ask("How often does the fog horn sound?", dated_index, backend, where={"date": "2025"},
+                     answer=False)
+print(dated.id, dated.date, [(h.chunk.id, h.chunk.date) for h in in_2025.retrieved])
+
+# %% [markdown]
+# Only the note's chunks are searched, every one carrying its document's date. Without the filter the
+# report and the rules are searched as well; a document that states no date gets its file's day, so a
+# folder of notes written today all count as today's.
+
+# %%
+assert dated.date == "2025-01-15" and in_2025.retrieved
+assert {(h.chunk.doc_id, h.chunk.date) for h in in_2025.retrieved} == {("winter.md", "2025-01-15")}
