@@ -138,6 +138,21 @@ def test_each_document_gets_the_date_it_states_else_its_files(tmp_path):
     assert chunks and {c.date for c in chunks} == {"2024-05-01"}
 
 
+def test_a_document_date_is_an_iso_day_or_nothing():
+    import datetime
+
+    from ragkit.types import Document
+
+    assert Document("a", "x", date=datetime.date(2024, 2, 29)).date == "2024-02-29"
+    assert Document("a", "x", date=datetime.datetime(2024, 5, 1, 23, 59)).date == "2024-05-01"
+    assert Document("a", "x").date == ""
+    for wrong in ("2023-02-29", "01/05/2024", "2024-5-1", "2024-05-01T10:00"):
+        with pytest.raises(ValueError, match="must be an ISO day"):
+            Document("a", "x", date=wrong)
+    with pytest.raises(TypeError, match="Document.date must be str"):
+        Document("a", "x", date=20240501)
+
+
 def test_version_and_python_dash_m():
     done = subprocess.run([sys.executable, "-m", "ragkit", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("ragkit 0.")
