@@ -29,6 +29,8 @@ class MemoryStore(StoreBase):
     def __init__(self, path: str | Path | None = None, index: VectorIndex | None = None, *, load: bool = True):
         self.path = Path(path) if path is not None else None
         self.index = index
+        self._columns: dict[str, np.ndarray] = {}  # chunk fields as arrays, for filters (of _columns_of)
+        self._columns_of: VectorIndex | None = None
         if self.path is not None and self.path.exists() and not self.path.is_dir():
             raise IndexFileError(f"{self.path} is a file, not an index folder")
         if index is None and load and self.path is not None and folder_state(self.path) in ("index", "partial"):
@@ -71,13 +73,19 @@ class MemoryStore(StoreBase):
                                  all_chunks + [chunks[i] for i in new], self.index.model)
         return len(chunks)
 
+    def _column(self, name: str) -> np.ndarray:
+        """Return one field of every chunk as a numpy array of strings, kept until the chunks change."""
+        if self._columns_of is not self.index:
+            self._columns, self._columns_of = {}, self.index
+        if name not in self._columns:
+            self._columns[name] = np.array([getattr(c, name) for c in self.chunks], dtype=str)
+        return self._columns[name]
+
     def _mask(self, where: dict[str, list[str] | DateRange]) -> np.ndarray:
         mask = np.ones(len(self), dtype=bool)
         for name, values in where.items():
-            if isinstance(values, DateRange):
-                mask &= np.array([values.contains(c.date) for c in self.chunks], dtype=bool)
-            else:
-                mask &= np.isin(np.array([getattr(c, name) for c in self.chunks], dtype=object), values)
+            column = self._column(name)
+            mask &= values.mask(column) if isinstance(values, DateRange) else np.isin(column, values)
         return mask
 
     def delete(self, where: dict) -> int:
@@ -106,7 +114,9 @@ class MemoryStore(StoreBase):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         rows = np.flatnonzero(self._mask(where))
-        scores = np.atleast_2d(self.index.check_query(queries)) @ self.index.vectors[rows].T
+        vectors, q = self.index.vectors, np.atleast_2d(self.index.check_query(queries))
+        # a few rows: score only those; many: score all (no copy of the matrix) and keep those
+        scores = q @ vectors[rows].T if 4 * len(rows) < len(vectors) else (q @ vectors.T)[:, rows]
         out = []
         for row in scores:
             best = top_k(row, k)
