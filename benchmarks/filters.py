@@ -2,9 +2,11 @@
 
 A filter inside an approximate (HNSW) search is the hard case: the graph is walked as without a filter,
 and the candidates that fail it are thrown away, so a filter that keeps 1% of the rows leaves few. pgvector
-0.8 walks on until k rows pass (`hnsw.iterative_scan`, which `PostgresStore` switches on); an exact scan
-(the in-memory index, Milvus Lite, pgvector with its index off) has no such problem and gets cheaper the
-fewer rows pass.
+0.8 walks on until k rows pass (`hnsw.iterative_scan`, which `PostgresStore` switches on), and still missed
+half of the true top 10 for a filter keeping 0.8% of 100,000 rows, taking 39 ms. So `PostgresStore` scores
+the rows that pass exactly when the planner expects few (`EXACT_ROWS`, `EXACT_SHARE`; B-tree indexes on the
+filtered columns make that fast). An exact scan (the in-memory index, Milvus Lite, pgvector with its index
+off) has no such problem and gets cheaper the fewer rows pass.
 
 Data: N synthetic 384-d unit vectors (`stores.synthetic`: around 1,000 centres; default 100,000), ten
 chunks per document, each document dated on a random day of 2015 to 2024. Filters, by the share of rows they
