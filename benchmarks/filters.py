@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stores import synthetic  # noqa: E402  (this folder's store benchmark: the same data)
+from stores import K, latencies, synthetic  # noqa: E402  (this folder's store benchmark: the same data, timed alike)
 
-K = 10
 FILTERS = {
     "none": None,
     "2015-2019 (50%)": {"date": {"from": "2015", "to": "2019"}},
@@ -71,20 +70,6 @@ def exact_truth(index, queries: np.ndarray, where: dict | None) -> tuple[list[se
     return [{index.chunks[rows[i]].id for i in row} for row in best], keep.mean()
 
 
-def timed(store, queries: np.ndarray, model: str, where: dict | None) -> tuple[list[float], list[set[str]]]:
-    from ragkit.types import Embeddings
-
-    for q in queries[:10]:
-        store.search(Embeddings(q[None], model), k=K, where=where)
-    times, found = [], []
-    for q in queries:
-        start = time.perf_counter()
-        hits = store.search(Embeddings(q[None], model), k=K, where=where)
-        times.append((time.perf_counter() - start) * 1000)
-        found.append({h.chunk.id for h in hits})
-    return times, found
-
-
 def stores(index, work: Path, pg_url: str):
     """Yield (label, store) for each store, each holding the index."""
     from ragkit.stores import MemoryStore, write_index
@@ -116,13 +101,13 @@ def measure(index, queries: np.ndarray, work: Path, pg_url: str) -> list[dict]:
     for label, store in stores(index, work, pg_url):
         baseline = None
         for name, where in FILTERS.items():
-            times, found = timed(store, queries, index.model, where)
+            times, found = latencies(store, queries, index.model, where)
             truth, share = truths[name]
             p50 = float(np.percentile(times, 50))
             baseline = baseline or p50
             rows.append({"store": label, "filter": name, "kept": float(share), "p50_ms": p50,
                          "p95_ms": float(np.percentile(times, 95)), "vs_unfiltered": p50 / baseline,
-                         "recall@10": float(np.mean([len(f & t) / max(len(t), 1) for f, t in zip(found, truth)]))})
+                         "recall@10": float(np.mean([len(set(f) & t) / max(len(t), 1) for f, t in zip(found, truth)]))})
             print(f"{label:32} {name:18} p50 {p50:7.2f} ms  recall@10 {rows[-1]['recall@10']:.3f}", file=sys.stderr)
     return rows
 

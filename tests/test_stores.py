@@ -291,7 +291,11 @@ def test_a_postgres_table_made_before_chunks_had_pages_and_dates_gets_the_column
     index, store = random_index(n=50), make_store("postgres")
     write_index(store, index)
     store.conn.execute(f"ALTER TABLE {store.table} DROP COLUMN page, DROP COLUMN date")  # as ragkit made it before
+    store.conn.execute(f"DROP INDEX {store.table}_title_idx, {store.table}_section_idx")  # and date's, with its column
     again = make_store("postgres", name=store.table)
+    indexes = again.conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (store.table,)).fetchall()
+    assert sorted(name[len(store.table) + 1:] for (name,) in indexes) == [  # each once: none made twice
+        "date_idx", "doc_id_idx", "pkey", "section_idx", "source_idx", "title_idx"]
     hit = again.search(Embeddings(index.vectors[[7]], index.model), k=1)[0]
     assert hit.chunk.id == index.chunks[7].id and (hit.chunk.page, hit.chunk.date) == (0, "")
     assert again.search(Embeddings(index.vectors[[7]], index.model), k=5, where={"date": "2021"}) == []
