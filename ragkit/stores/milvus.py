@@ -78,7 +78,8 @@ class MilvusStore(StoreBase):
         try:
             yield
         except MilvusUnavailableException as exc:
-            raise StoreUnavailable(f"lost the connection to Milvus at {redact(self.url)}: {reason(exc, self.url)}") from None
+            raise StoreUnavailable(f"lost the connection to Milvus at {redact(self.url)}: "
+                                   f"{reason(exc, self.url)}") from None
         except MilvusException as exc:
             raise StoreError(f"Milvus at {redact(self.url)}: {reason(exc, self.url)}") from None
 

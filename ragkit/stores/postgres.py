@@ -89,7 +89,8 @@ class PostgresStore(StoreBase):
                 self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except Exception as exc:
                 raise StoreUnavailable(f"{redact(self.url)} has no pgvector and ragkit may not add it "
-                                       f"({reason(exc, self.url)}); ask its admin to run CREATE EXTENSION vector") from None
+                                       f"({reason(exc, self.url)}); ask its admin to run CREATE EXTENSION vector"
+                                       ) from None
             version = self.conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         self.pgvector = version[0]
         register_vector(self.conn)
@@ -212,9 +213,9 @@ class PostgresStore(StoreBase):
             query = (f"SELECT {', '.join(COLUMNS)}, embedding <#> %s AS distance FROM {self.table} {sql} "
                      f"ORDER BY {'distance' if ann else 'distance, seq'} LIMIT %s")
             settings = []
-            if ann and k > self.ef_search:  # HNSW returns at most ef_search rows (at most 1000;
-                settings.append(f"SET LOCAL hnsw.ef_search = {min(int(k), HNSW_MAX_EF)}")  # 0.8 goes on past it)
-            if self.ann and not ann:  # not even to pre-sort by distance for an Incremental Sort
+            if ann and k > self.ef_search:  # HNSW returns at most ef_search rows; pgvector 0.8 goes on past 1000
+                settings.append(f"SET LOCAL hnsw.ef_search = {min(int(k), HNSW_MAX_EF)}")
+            if self.ann and not ann:  # exact: no HNSW walk, not even to pre-sort for an Incremental Sort
                 settings.append("SET LOCAL enable_indexscan = off")
             out = []
             for vector in vectors:
@@ -236,8 +237,9 @@ class PostgresStore(StoreBase):
         scoring the 2,000 rows that pass took 3.6 ms, through the filter's B-tree index.
         """
         plan = self.conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {self.table} {sql}", params).fetchone()[0]
-        total = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (self.table,)).fetchone()[0]
-        return plan[0]["Plan"]["Plan Rows"] <= max(EXACT_ROWS, EXACT_SHARE * total)  # reltuples: -1 if never counted
+        total = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                                  (self.table,)).fetchone()[0]  # -1 until the table is first analysed
+        return plan[0]["Plan"]["Plan Rows"] <= max(EXACT_ROWS, EXACT_SHARE * total)
 
     def ids(self) -> set[str]:
         if self.model is None:
