@@ -154,9 +154,9 @@ def result_json(result, backend, reranked: bool = True) -> dict:
     answer = result.answer
     dense = {h.chunk.id: h.score for h in result.retrieved}
     sources = [{"number": c.number, "file": Path(c.hit.chunk.source).name or c.hit.chunk.doc_id,
-                "page": c.hit.chunk.page or None, "date": c.hit.chunk.date or None, "section": c.hit.chunk.label,
-                "chunk": c.hit.chunk.id,
-                "path": c.hit.chunk.source, "rerank_score": round(c.hit.score, 4) if reranked else None,
+                "page": c.hit.chunk.page or None, "date": c.hit.chunk.date or None,
+                "section": c.hit.chunk.label, "chunk": c.hit.chunk.id, "path": c.hit.chunk.source,
+                "rerank_score": round(c.hit.score, 4) if reranked else None,
                 "dense_score": round(dense.get(c.hit.chunk.id, c.hit.score), 4)} for c in answer.citations]
     return {"question": result.question, "answer": answer.text, "mode": answer.mode, "notes": list(answer.notes),
             "sources": sources, "threshold": result.threshold, "threshold_to_answer": result.threshold_to_answer,

@@ -6,8 +6,8 @@ names a period, as people say it: a year, a month, a day, or a range between two
 
 >>> between("2024", "2024-02")
 DateRange(low='2024-01-01', high='2024-02-29')
->>> between("2024-03-01").contains("2025-06-30"), between(high="2023").contains("2024-01-01")
-(True, False)
+>>> between(high="2023").conditions()
+[('!=', ''), ('<=', '2023-12-31')]
 """
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ class DateRange:
     low: str | None = None
     high: str | None = None
 
-    def contains(self, day: str) -> bool:
-        """Return True if `day` ("YYYY-MM-DD") lies in the range; a document without a date ("") never does."""
-        return bool(self.mask(np.array([day]))[0])
+    def conditions(self) -> list[tuple[str, str]]:
+        """Return what a day in the range satisfies, as (operator, ISO day) comparisons of text: every
+        store filters with these. A document without a date ("") is in no range."""
+        return [("!=", ""), *((op, bound) for op, bound in ((">=", self.low), ("<=", self.high)) if bound is not None)]
 
     def mask(self, days: np.ndarray) -> np.ndarray:
         """Return which of an array of ISO days (strings; "" for none) lie in the range, at numpy speed.
@@ -41,12 +42,13 @@ class DateRange:
         array([False,  True, False])
         """
         days = np.asarray(days, dtype=str)
-        inside = days != ""
-        if self.low is not None:
-            inside &= days >= self.low
-        if self.high is not None:
-            inside &= days <= self.high
+        inside = np.ones(days.shape, dtype=bool)
+        for op, bound in self.conditions():
+            inside &= _COMPARE[op](days, bound)
         return inside
+
+
+_COMPARE = {"!=": np.not_equal, ">=": np.greater_equal, "<=": np.less_equal}
 
 
 def day(value: str | date) -> str:

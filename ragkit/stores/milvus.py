@@ -179,9 +179,7 @@ class MilvusStore(StoreBase):
             if name not in self.fields:
                 raise StoreError(f"collection {self.collection} at {redact(self.url)} was made before chunks had "
                                  f"dates, so it cannot filter on them; rebuild it (ragkit index ... --store ...)")
-            terms.append(f'{name} != ""')  # ISO days compare as text; "" (no date) never matches
-            terms += [f"{name} {op} {_literal(bound)}" for op, bound in ((">=", values.low), ("<=", values.high))
-                      if bound is not None]
+            terms += [f"{name} {op} {_literal(bound)}" for op, bound in values.conditions()]  # text comparisons
         return " and ".join(terms)
 
     def delete(self, where: dict) -> int:

@@ -176,12 +176,10 @@ class PostgresStore(StoreBase):
         terms, params = [], []
         for name, values in check_where(where).items():
             column = FILTER_COLUMNS[name]
-            if isinstance(values, DateRange):  # ISO days compare as text; "" (no date) never matches
-                terms.append(f"{column} <> ''")
-                for op, bound in ((">=", values.low), ("<=", values.high)):
-                    if bound is not None:
-                        terms.append(f"{column} {op} %s")
-                        params.append(bound)
+            if isinstance(values, DateRange):  # ISO days compare as text (the column sorts in byte order)
+                for op, bound in values.conditions():
+                    terms.append(f"{column} {op} %s")
+                    params.append(bound)
             else:
                 terms.append(f"{column} = ANY(%s)")
                 params.append(values)
