@@ -304,6 +304,20 @@ def test_a_postgres_table_made_before_chunks_had_pages_and_dates_gets_the_column
     assert hit.chunk == index.chunks[1] and hit.chunk.date.startswith("2021")
 
 
+def test_opening_a_postgres_table_does_not_wait_for_its_writers(make_store, postgres):
+    import psycopg
+
+    index, store = random_index(n=50), make_store("postgres")
+    write_index(store, index)
+    with psycopg.connect(postgres.url) as writer:  # another process, mid-transaction on the table
+        writer.execute(f"UPDATE {store.table} SET title = 'edited' WHERE id = %s", (index.chunks[0].id,))
+        sep = "&" if "?" in postgres.url else "?"
+        reader = open_store(f"{postgres.url}{sep}options=-c%20lock_timeout%3D2000", table=store.table)
+        assert len(reader) == 50  # an ALTER TABLE or CREATE INDEX on open would have timed out here
+        reader.close()
+        writer.rollback()
+
+
 def test_a_milvus_collection_made_before_chunks_had_dates_searches_but_cannot_filter_on_them(make_store):
     from pymilvus import DataType
 

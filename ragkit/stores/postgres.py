@@ -105,10 +105,21 @@ class PostgresStore(StoreBase):
                           "(name text PRIMARY KEY, model text NOT NULL, dim int NOT NULL)")
         row = self.conn.execute("SELECT model, dim FROM ragkit_stores WHERE name = %s", (self.table,)).fetchone()
         self.model, self.dim = row if row else (None, None)
-        if row:  # a table made before chunks had pages or dates gets the columns (0: no page, "": no date)
-            self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS page int4 NOT NULL DEFAULT 0, "
-                              f"ADD COLUMN IF NOT EXISTS date text COLLATE \"C\" NOT NULL DEFAULT ''")
-            self._filter_indexes()
+        if row:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Give a table an older ragkit made the columns it lacks (0: no page, "": no date) and the filter
+        indexes; a table that has them all is only read (no ALTER, which would lock out its readers)."""
+        have = {name for (name,) in self.conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (self.table,))}
+        adds = [f"ADD COLUMN {definition}" for column, definition in (
+            ("page", "page int4 NOT NULL DEFAULT 0"), ("date", "date text COLLATE \"C\" NOT NULL DEFAULT ''"))
+            if column not in have]
+        if adds:
+            self.conn.execute(f"ALTER TABLE {self.table} {', '.join(adds)}")
+        self._filter_indexes()
 
     def _create(self, model: str, dim: int) -> None:
         # ISO days sort as text in byte order ("C"), whatever the database's collation
@@ -125,11 +136,13 @@ class PostgresStore(StoreBase):
         self.model, self.dim = model, dim
 
     def _filter_indexes(self) -> None:
-        """B-tree indexes on what filters name, under the names PostgreSQL gave the first two when ragkit
-        made them without a name."""
-        for name, column in (("doc_id", "doc_id"), ("source", "source"), ("title", "title"), ("section", "section"),
-                             ("date", "date")):
-            self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_{name}_idx ON {self.table} ({column})")
+        """Make the B-tree indexes on what filters name that the table lacks, under the names PostgreSQL
+        gave the first two when ragkit made them without a name."""
+        have = {name for (name,) in self.conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass", (self.table,))}
+        for column in ("doc_id", "source", "title", "section", "date"):
+            if f"{self.table}_{column}_idx" not in have:
+                self.conn.execute(f"CREATE INDEX {self.table}_{column}_idx ON {self.table} ({column})")
 
     def _ensure_hnsw(self) -> None:
         """Build the HNSW index once the rows are in (faster than growing it row by row)."""
